@@ -1,0 +1,257 @@
+"""The Cosmos autoencoder: frozen-encoder features (B, L, D) <-> N latent vectors (B, N, d).
+
+Paper sections (see ../shared/docs/cosmos-method.md): "Compressor, a Perceiver resampler",
+"Decoder", "Autoencoder training". The frozen encoder runs outside this module so its features
+can be cached; this module starts from the encoder's raw last hidden state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from diffusers import ConfigMixin, ModelMixin
+from torch import nn
+
+from .config import AutoencoderConfig, ConfigError, to_dict
+from .layers import Attention, GeluFeedForward
+
+
+class CompressorBlock(nn.Module):
+    """Latent attention (Q: latents; K, V: [latents ; tokens]) then an FFN, both residual."""
+
+    def __init__(self, cfg: AutoencoderConfig):
+        super().__init__()
+        self.norm_latents = nn.RMSNorm(cfg.width, eps=1e-6)
+        self.norm_tokens = nn.RMSNorm(cfg.width, eps=1e-6)
+        self.attn = Attention(cfg.width, cfg.head_dim, qk_norm=True)
+        self.ffn = GeluFeedForward(cfg.width, cfg.ffn_mult, cfg.dropout)
+
+    def forward(self, latents: torch.Tensor, tokens: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
+        q = self.norm_latents(latents)                           # (B, N, D)
+        context = torch.cat([q, self.norm_tokens(tokens)], dim=1)  # (B, N + L, D)
+        latents = latents + self.attn(q, context, key_mask)
+        return latents + self.ffn(latents)
+
+
+class Compressor(nn.Module):
+    """Perceiver resampler: N learned queries read the L token features (method: "Compressor").
+
+    Compression is along the sequence (L -> N); the width stays D unless ``latent_dim`` asks for a
+    narrower latent, in which case a linear map D -> d precedes the output RMSNorm.
+    """
+
+    def __init__(self, cfg: AutoencoderConfig):
+        super().__init__()
+        D, N, L = cfg.width, cfg.num_latents, cfg.max_length
+        self.queries = nn.Parameter(torch.randn(N, D) * 0.02)    # (N, D), N(0, 0.02) as in the paper
+        self.token_pos = nn.Parameter(torch.randn(L, D) * 0.02)  # learned absolute positions
+        self.input_norm = nn.RMSNorm(D, eps=1e-6)
+        self.blocks = nn.ModuleList(CompressorBlock(cfg) for _ in range(cfg.compressor_layers))
+        self.to_latent = nn.Linear(D, cfg.latent_width, bias=False) if cfg.latent_width != D else nn.Identity()
+        self.out_norm = nn.RMSNorm(cfg.latent_width, eps=1e-6)
+
+    def forward(self, features: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
+        """features: (B, L, D) normalised; token_mask: (B, L) bool -> latents (B, N, d)."""
+        B = features.shape[0]
+        tokens = features + self.token_pos                                    # (B, L, D)
+        latents = self.input_norm(self.queries).expand(B, -1, -1)             # (B, N, D)
+        latent_mask = torch.ones(B, latents.shape[1], dtype=torch.bool, device=features.device)
+        key_mask = torch.cat([latent_mask, token_mask], dim=1)                # (B, N + L)
+        for block in self.blocks:
+            latents = block(latents, tokens, key_mask)
+        return self.out_norm(self.to_latent(latents))                         # (B, N, d)
+
+
+class DecoderBlock(nn.Module):
+    """Canvas queries attend to [latents ; canvas] in one attention; FFN; gated residuals."""
+
+    def __init__(self, cfg: AutoencoderConfig):
+        super().__init__()
+        self.norm_canvas = nn.RMSNorm(cfg.width, eps=1e-6)
+        self.norm_latents = nn.RMSNorm(cfg.width, eps=1e-6)
+        self.attn = Attention(cfg.width, cfg.head_dim, qk_norm=True)
+        self.ffn = GeluFeedForward(cfg.width, cfg.ffn_mult, cfg.dropout)
+        self.attn_gate = nn.Parameter(torch.ones(cfg.width))
+        self.ffn_gate = nn.Parameter(torch.ones(cfg.width))
+
+    def forward(self, canvas: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
+        q = self.norm_canvas(canvas)                                      # (B, L, D)
+        context = torch.cat([self.norm_latents(latents), q], dim=1)       # (B, N + L, D)
+        canvas = canvas + self.attn_gate * self.attn(q, context)
+        return canvas + self.ffn_gate * self.ffn(canvas)
+
+
+class Decoder(nn.Module):
+    """Non-autoregressive decoder: a canvas of L [MASK] tokens reads the latents in one pass.
+
+    The paper embeds the canvas with the frozen encoder's word-embedding table, an FFN and a
+    learned gate on "is [MASK]". Every canvas position holds [MASK] in training and at inference,
+    so the only row of that frozen table ever read is [MASK]'s: we keep that row as a frozen
+    buffer (``mask_embedding``) instead of a copy of the whole table (12M params for MiniLM).
+    Returns the final hidden state (B, L, D); the MSE alignment targets exactly this tensor.
+    """
+
+    def __init__(self, cfg: AutoencoderConfig):
+        super().__init__()
+        D, N, L = cfg.width, cfg.num_latents, cfg.max_length
+        self.register_buffer("mask_embedding", torch.zeros(D))  # frozen; set from the encoder
+        self.canvas_ffn = GeluFeedForward(D, cfg.ffn_mult, cfg.dropout)
+        self.mask_gate = nn.Parameter(torch.zeros(D))            # learned offset for "is [MASK]"
+        self.canvas_pos = nn.Parameter(torch.randn(L, D) * 0.02)
+        self.latent_pos = nn.Parameter(torch.randn(N, D) * 0.02)
+        self.from_latent = nn.Linear(cfg.latent_width, D, bias=False) if cfg.latent_width != D else nn.Identity()
+        self.blocks = nn.ModuleList(DecoderBlock(cfg) for _ in range(cfg.decoder_layers))
+
+    def forward(self, latents: torch.Tensor) -> torch.Tensor:
+        """latents: (B, N, d) -> hidden (B, L, D)."""
+        B = latents.shape[0]
+        latents = self.from_latent(latents) + self.latent_pos             # (B, N, D)
+        token = self.mask_embedding + self.canvas_ffn(self.mask_embedding) + self.mask_gate  # (D,)
+        canvas = (token + self.canvas_pos).expand(B, -1, -1)              # (B, L, D)
+        for block in self.blocks:
+            canvas = block(canvas, latents)
+        return canvas
+
+
+@dataclass
+class AutoencoderOutput:
+    loss: torch.Tensor        # CE + mse_weight * MSE, scalar
+    ce: torch.Tensor          # token cross-entropy over non-pad positions
+    mse: torch.Tensor         # alignment of decoder hidden state to clean normalised features
+    accuracy: torch.Tensor    # token accuracy over non-pad positions
+    latents: torch.Tensor     # (B, N, d), after augmentation of the input, before latent dropout
+    logits: torch.Tensor      # (B, L, V_head)
+
+
+class CosmosAutoencoder(ModelMixin, ConfigMixin):
+    """Compressor + decoder + token head, with the encoder's feature statistics as buffers.
+
+    Build one for an encoder with :meth:`for_encoder`; load one with ``cosmos.checkpoint.load_component``.
+    """
+
+    config_name = "config.json"
+
+    def __init__(self, config: AutoencoderConfig):
+        super().__init__()
+        if not config.is_built:
+            raise ConfigError("AutoencoderConfig has no encoder-derived fields yet; "
+                              "build with CosmosAutoencoder.for_encoder(encoder, config)")
+        self.register_to_config(**to_dict(config))
+        self.cfg = config
+        D, V = config.width, config.output_vocab_size
+        self.register_buffer("feature_mean", torch.zeros(D))  # (D,) per-dim stats of encoder features
+        self.register_buffer("feature_std", torch.ones(D))
+        # head index -> tokenizer id; the identity for a full-vocabulary head
+        head_ids = torch.arange(V) if config.head_vocab_size is None else torch.full((V,), config.unk_token_id)
+        self.register_buffer("head_token_ids", head_ids.long())
+        self.compressor = Compressor(config)
+        self.decoder = Decoder(config)
+        self.head = nn.Linear(D, V, bias=False)  # no bias, no final norm (method: "Decoder")
+
+    @classmethod
+    def for_encoder(cls, encoder, config: AutoencoderConfig) -> "CosmosAutoencoder":
+        """Fill the encoder-derived config fields from ``encoder`` (a FrozenEncoder) and build."""
+        config = dataclasses.replace(config, encoder=encoder.name_or_path, hidden_size=encoder.hidden_size,
+                                     vocab_size=encoder.vocab_size, **encoder.special_token_ids())
+        model = cls(config)
+        model.decoder.mask_embedding.copy_(encoder.mask_embedding())
+        return model
+
+    # --- statistics set from data -----------------------------------------------------------
+    def set_feature_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Per-dimension encoder feature statistics, (D,) each (see cosmos.normalization)."""
+        D = self.cfg.width
+        if mean.shape != (D,) or std.shape != (D,) or not bool((std > 0).all()):
+            raise ValueError(f"feature stats must be two (D={D},) tensors with std > 0")
+        self.feature_mean.copy_(mean)
+        self.feature_std.copy_(std)
+
+    def set_head_vocabulary(self, token_ids: torch.Tensor) -> None:
+        """Restrict the output head to ``token_ids`` (sorted, unique, [UNK] and [SEP] among them)."""
+        ids = torch.as_tensor(token_ids, dtype=torch.long).unique()
+        if ids.numel() != self.cfg.output_vocab_size:
+            raise ValueError(f"head has {self.cfg.output_vocab_size} outputs, got {ids.numel()} token ids")
+        for name in ("unk_token_id", "sep_token_id", "pad_token_id"):
+            if not bool((ids == getattr(self.cfg, name)).any()):
+                raise ValueError(f"the head vocabulary must contain the {name[:-9]} token")
+        self.head_token_ids.copy_(ids)
+
+    # --- the forward maps --------------------------------------------------------------------
+    def normalize_features(self, features: torch.Tensor) -> torch.Tensor:
+        return (features - self.feature_mean) / self.feature_std  # (B, L, D)
+
+    def encode(self, features: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
+        """Raw encoder features (B, L, D) + mask (B, L) -> latents (B, N, d). No augmentation."""
+        return self.compressor(self.normalize_features(features), token_mask)
+
+    def decode_hidden(self, latents: torch.Tensor) -> torch.Tensor:
+        """latents (B, N, d) -> decoder final hidden state (B, L, D)."""
+        return self.decoder(latents)
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """latents (B, N, d) -> logits (B, L, V_head) over the head vocabulary."""
+        return self.head(self.decoder(latents))
+
+    def logits_to_token_ids(self, logits: torch.Tensor) -> torch.Tensor:
+        """Argmax over the head vocabulary, mapped to tokenizer ids: (B, L, V_head) -> (B, L)."""
+        return self.head_token_ids[logits.argmax(dim=-1)]
+
+    def token_ids_to_head(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Tokenizer ids (B, L) -> head indices; ids outside the head vocabulary map to [UNK]'s."""
+        if self.cfg.head_vocab_size is None:
+            return input_ids
+        lookup = torch.searchsorted(self.head_token_ids, input_ids)
+        lookup = lookup.clamp_max(self.head_token_ids.numel() - 1)
+        found = self.head_token_ids[lookup] == input_ids
+        unk = torch.searchsorted(self.head_token_ids, torch.tensor(self.cfg.unk_token_id, device=input_ids.device))
+        return torch.where(found, lookup, unk)
+
+    # --- training ----------------------------------------------------------------------------
+    def augment(self, features: torch.Tensor, token_mask: torch.Tensor,
+                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """One augmentation per sample (method: "Autoencoder training").
+
+        Half the batch (random rows) loses ``token_drop_prob`` of its non-pad tokens from the
+        compressor's attention mask; the other half gets variance-preserving feature noise
+        h' = delta h + sqrt(1 - delta^2) eps. Inputs are normalised features (B, L, D).
+        """
+        B, L, _ = features.shape
+        dev = features.device
+        order = torch.randperm(B, generator=generator).to(dev)
+        drop_rows = torch.zeros(B, dtype=torch.bool, device=dev)
+        drop_rows[order[: B // 2]] = True
+        drop = (torch.rand(B, L, generator=generator).to(dev) < self.cfg.token_drop_prob) & drop_rows[:, None]
+        new_mask = token_mask & ~drop
+        delta = self.cfg.feature_noise_delta
+        eps = torch.randn(features.shape, generator=generator).to(dev, features.dtype)
+        noisy = delta * features + (1.0 - delta ** 2) ** 0.5 * eps
+        features = torch.where(drop_rows[:, None, None], features, noisy)
+        return features, new_mask
+
+    def forward(self, features: torch.Tensor, token_mask: torch.Tensor, input_ids: torch.Tensor,
+                generator: torch.Generator | None = None) -> AutoencoderOutput:
+        """Loss = CE(tokens) + w MSE(decoder hidden, clean normalised features), on non-pad positions.
+
+        features: raw encoder output (B, L, D); token_mask (B, L) bool; input_ids (B, L).
+        Augmentations and latent dropout apply in train mode only.
+        """
+        clean = self.normalize_features(features)                         # (B, L, D)
+        inputs, mask = clean, token_mask
+        if self.training:
+            inputs, mask = self.augment(clean, token_mask, generator)
+        latents = self.compressor(inputs, mask)                           # (B, N, d)
+        decoder_in = latents
+        if self.training and self.cfg.latent_dropout > 0:
+            keep = torch.rand(latents.shape, generator=generator).to(latents.device) >= self.cfg.latent_dropout
+            decoder_in = latents * keep                                   # no 1/(1-p) rescaling
+        hidden = self.decoder(decoder_in)                                 # (B, L, D)
+        logits = self.head(hidden)                                        # (B, L, V_head)
+        targets = self.token_ids_to_head(input_ids)
+        m = token_mask
+        ce = F.cross_entropy(logits[m].float(), targets[m])
+        mse = F.mse_loss(hidden[m].float(), clean[m].float())
+        accuracy = (logits[m].argmax(-1) == targets[m]).float().mean()
+        return AutoencoderOutput(ce + self.cfg.mse_weight * mse, ce, mse, accuracy, latents, logits)

