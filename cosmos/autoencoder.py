@@ -137,8 +137,10 @@ class CosmosAutoencoder(ModelMixin, ConfigMixin):
     def __init__(self, config: AutoencoderConfig):
         super().__init__()
         if not config.is_built:
-            raise ConfigError("AutoencoderConfig has no encoder-derived fields yet; "
-                              "build with CosmosAutoencoder.for_encoder(encoder, config)")
+            missing = [f for f in ("hidden_size", "vocab_size", "pad_token_id", "cls_token_id", "sep_token_id",
+                                   "mask_token_id", "unk_token_id") if getattr(config, f) is None]
+            raise ConfigError(f"AutoencoderConfig lacks the encoder-derived field(s) {missing} (a saved "
+                              "checkpoint always has them; for a new model use CosmosAutoencoder.for_encoder)")
         self.register_to_config(**to_dict(config))
         self.cfg = config
         D, V = config.width, config.output_vocab_size

@@ -137,4 +137,6 @@ def save_component(model, folder: str | os.PathLike, *, dtype: torch.dtype | Non
     """``model.save_pretrained`` (config.json + safetensors); ``dtype`` casts a copy (e.g. fp16)."""
     if dtype is not None:
         model = copy.deepcopy(model).to(dtype)
+    for stale in Path(folder).glob(f"{WEIGHTS_PREFIX}*.safetensors*"):  # an earlier (sharded) save
+        stale.unlink()
     model.save_pretrained(str(folder), safe_serialization=True, max_shard_size=max_shard_size)

@@ -53,7 +53,8 @@ class TokenizedBatch:
 
 
 def as_text_list(texts: str | list[str] | tuple[str, ...]) -> list[str]:
-    """Accept a string or a sequence of strings; bytes are decoded as UTF-8 with replacement."""
+    """Accept a string or a sequence of strings; bytes are decoded as UTF-8 with replacement,
+    and lone surrogates in a string (e.g. from JSON '\\ud800') are replaced likewise."""
     if isinstance(texts, (str, bytes)):
         texts = [texts]
     if not isinstance(texts, (list, tuple)):
@@ -64,7 +65,7 @@ def as_text_list(texts: str | list[str] | tuple[str, ...]) -> list[str]:
             text = text.decode("utf-8", errors="replace")
         if not isinstance(text, str):
             raise TypeError(f"text {i} is a {type(text).__name__}, expected a string")
-        out.append(text)
+        out.append(text.encode("utf-8", errors="replace").decode("utf-8"))
     return out
 
 
@@ -129,9 +130,11 @@ class FrozenEncoder(nn.Module):
     def tokenize(self, texts: str | list[str], max_length: int) -> TokenizedBatch:
         """Tokenise to exactly ``max_length`` (pad or truncate; [SEP] kept as the last real token)."""
         texts = as_text_list(texts)
-        full = self.tokenizer(texts, add_special_tokens=True, truncation=False)["input_ids"]
+        # split_special_tokens: a user typing "[SEP]" gets those characters, not a real [SEP]
+        full = self.tokenizer(texts, add_special_tokens=True, truncation=False, verbose=False,
+                              split_special_tokens=True)["input_ids"]
         batch = self.tokenizer(texts, padding="max_length", truncation=True, max_length=max_length,
-                               return_tensors="pt")
+                               return_tensors="pt", split_special_tokens=True)
         return TokenizedBatch(batch["input_ids"], batch["attention_mask"].bool(),
                               [len(ids) for ids in full], max_length)
 

@@ -138,14 +138,18 @@ class CosmosPipeline:
         if version != FORMAT_VERSION:
             raise CheckpointError(f"{folder} was written in checkpoint format {version!r}; this version of "
                                   f"cosmos reads format {FORMAT_VERSION}. Re-export it with matching code.")
+        sections = {name: index.get(name, {}) for name in ("schedule", "sampling", "components")}
+        wrong = [name for name, value in sections.items() if not isinstance(value, dict)]
+        if wrong:
+            raise CheckpointError(f"{folder / 'model_index.json'}: section(s) {wrong} must be JSON objects")
         try:
-            schedule = config_from_dict(ScheduleConfig, index.get("schedule", {}), where="model_index.json schedule")
-            sampling = config_from_dict(SamplingConfig, index.get("sampling", {}), where="model_index.json sampling")
+            schedule = config_from_dict(ScheduleConfig, sections["schedule"], where="model_index.json schedule")
+            sampling = config_from_dict(SamplingConfig, sections["sampling"], where="model_index.json sampling")
         except (ConfigError, TypeError) as err:
             raise CheckpointError(str(err)) from err
         autoencoder = load_component(CosmosAutoencoder, AutoencoderConfig, folder / "autoencoder")
         denoiser = None
-        if index.get("components", {}).get("denoiser"):
+        if sections["components"].get("denoiser"):
             denoiser = load_component(CosmosDenoiser, DenoiserConfig, folder / "denoiser")
         encoder = encoder or FrozenEncoder.from_pretrained(autoencoder.cfg.encoder)
         try:
@@ -189,6 +193,9 @@ class CosmosPipeline:
     @torch.inference_mode()
     def encode(self, texts: str | list[str]) -> torch.Tensor:
         """Texts -> latents (B, N, d). Texts longer than L tokens are cut to L, with a TextTruncatedWarning."""
+        texts = as_text_list(texts)
+        if not texts:
+            return torch.zeros((0, *self.latent_shape), device=self.device)
         batch = self.tokenize(texts)
         cut = [i for i, t in enumerate(batch.truncated) if t]
         if cut:
@@ -202,7 +209,8 @@ class CosmosPipeline:
     def decode_token_ids(self, latents: torch.Tensor) -> torch.Tensor:
         """Latents (B, N, d) -> argmax tokenizer ids (B, L), one decoder pass."""
         self._check_latents(latents)
-        return self.autoencoder.logits_to_token_ids(self.autoencoder.decode(latents.to(self.device)))
+        dtype = self.autoencoder.head.weight.dtype
+        return self.autoencoder.logits_to_token_ids(self.autoencoder.decode(latents.to(self.device, dtype)))
 
     def ids_to_texts(self, token_ids: torch.Tensor) -> list[str]:
         """Cut each row at its first [SEP] (after a leading [CLS]) and detokenise."""
@@ -228,6 +236,8 @@ class CosmosPipeline:
         if latents.ndim != 3 or tuple(latents.shape[1:]) != self.latent_shape:
             raise ValueError(f"latents must have shape (B, {self.latent_shape[0]}, {self.latent_shape[1]}), "
                              f"got {tuple(latents.shape)}")
+        if latents.is_floating_point() and not bool(torch.isfinite(latents).all()):
+            raise ValueError("latents contain NaN or inf values")
 
     # --- diffusion ---------------------------------------------------------------------------
     def _require_denoiser(self) -> CosmosDenoiser:
@@ -305,7 +315,9 @@ class CosmosPipeline:
         k = _check_int("k", k, 2, 1000)
         if method not in INTERPOLATION_METHODS:
             raise ValueError(f"method must be one of {INTERPOLATION_METHODS}, got {method!r}")
-        z = self.encode([as_text_list(text_a)[0], as_text_list(text_b)[0]])   # (2, N, d)
+        if not (isinstance(text_a, str) and isinstance(text_b, str)):
+            raise TypeError("interpolate takes two strings")
+        z = self.encode([text_a, text_b])                                      # (2, N, d)
         weights = [i / (k - 1) for i in range(k)]
         if method == "lerp":
             latents = torch.stack([(1 - w) * z[0] + w * z[1] for w in weights])

@@ -8,6 +8,10 @@ Draining the iterator is plain generation; the last Step's ``z_t`` is the sample
 uniform from ``t_start`` (1 = pure noise) down to ``t_end`` (paper: 0.05). Self-conditioning feeds
 each step the previous step's x0 estimate (zeros at the first step).
 All random draws come from ``generator`` on the CPU, so a seed gives the same result on any device.
+
+Why not diffusers' DDIMScheduler: it works on a discrete table of betas, while tan-d is a
+continuous-time schedule whose a(t), s(t) we evaluate at any t (and the paper's default sampler is
+an SDE solver, which diffusers does not provide for custom continuous schedules).
 """
 
 from __future__ import annotations
@@ -109,7 +113,6 @@ SAMPLERS = {"sde": sample_euler_maruyama, "ddim": sample_ddim}
 
 
 def get_sampler(name: str):
-    try:
-        return SAMPLERS[name]
-    except KeyError:
-        raise ValueError(f"unknown sampler {name!r}; choose one of {sorted(SAMPLERS)}") from None
+    if not isinstance(name, str) or name not in SAMPLERS:
+        raise ValueError(f"unknown sampler {name!r}; choose one of {sorted(SAMPLERS)}")
+    return SAMPLERS[name]
