@@ -1,0 +1,260 @@
+"""Generation speed on this CPU: latency of ``CosmosPipeline.generate``, split into denoiser and decoder.
+
+For every (batch, steps) pair it times ``pipe.generate(batch, steps, sampler, seed)`` end to end
+(1 warmup, then the median of ``--repeats`` runs) and splits the time into
+
+    denoiser ms   wall time inside the denoiser's forward calls (``steps`` calls per generate)
+    decoder ms    wall time inside ``pipe.decode``: one decoder pass + argmax + detokenise
+    other ms      the rest: prior noise, sampler arithmetic and noise draws, denormalise
+
+It counts the FLOPs of one denoiser forward and one decoder pass at that batch with
+``torch.utils.flop_counter.FlopCounterMode`` (attention through the math SDPA kernel, so its two
+matmuls are counted too), so one generate costs ``steps x denoiser + decoder`` FLOPs, and compares
+the achieved rate with this machine's fp32 matmul rate, measured in the same run at the same
+thread count (median of timed ``n x n`` matmuls, 2 n^3 FLOPs each).
+
+    python -m bench.speed --pipeline assets                  # a trained pipeline folder
+    python -m bench.speed --build-default --repeats 3        # untrained default architecture
+    python -m bench.speed --build-default --batches 1 --steps 5 --repeats 2   # quick check
+
+Speed does not depend on the weights, so ``--build-default`` (random weights, the default
+``AutoencoderConfig()`` / ``DenoiserConfig()``) measures what a trained default checkpoint would,
+except for a trained head restricted to a smaller vocabulary (``head_vocab_size``), which makes
+the decoder cheaper. Prints a table and writes everything to ``--out`` (JSON).
+
+Run it on an otherwise idle machine: with all cores in use by torch's threads, any other busy
+process (a test run, a second benchmark) stalls the thread pool and inflates latencies many
+times over. The 1-minute load average before and after is printed and saved; ``--threads 1``
+is less sensitive to a busy machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode
+
+from cosmos import AutoencoderConfig, CosmosPipeline, DenoiserConfig
+from cosmos.config import to_dict
+from cosmos.sampling import SAMPLERS
+
+DEFAULT_PIPELINE = "assets"  # where the embedded default checkpoint lives (design.md)
+
+
+class CallTimer:
+    """Wraps a callable and accumulates the wall time spent inside it."""
+
+    def __init__(self, fn):
+        self.fn, self.seconds, self.calls = fn, 0.0, 0
+
+    def __call__(self, *args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return self.fn(*args, **kwargs)
+        finally:
+            self.seconds += time.perf_counter() - t0
+            self.calls += 1
+
+    def reset(self) -> None:
+        self.seconds, self.calls = 0.0, 0
+
+
+def count_flops(fn) -> int:
+    """FLOPs of one call of ``fn()``; SDPA goes through the math kernel so FlopCounterMode sees it."""
+    with torch.inference_mode(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def matmul_rate(n: int, repeats: int = 7) -> dict:
+    """This machine's fp32 matmul rate in GFLOP/s: median over ``repeats`` timed (n, n) @ (n, n)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b  # warmup
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - t0)
+    return {"n": n, "repeats": repeats, "seconds": times,
+            "gflops": 2 * n ** 3 / statistics.median(times) / 1e9}
+
+
+def num_params(module: torch.nn.Module | None) -> int:
+    return 0 if module is None else sum(p.numel() for p in module.parameters())
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def load_pipeline(args) -> tuple[CosmosPipeline, str]:
+    if args.build_default:
+        torch.manual_seed(0)
+        pipe = CosmosPipeline.build(AutoencoderConfig(), DenoiserConfig())
+        return pipe, "untrained pipeline, default architecture (AutoencoderConfig(), DenoiserConfig()), random weights"
+    folder = Path(args.pipeline)
+    if not (folder / "model_index.json").is_file():
+        sys.exit(f"error: no pipeline folder at {folder}/ (no model_index.json). Pass --pipeline FOLDER, or "
+                 "--build-default to time an untrained pipeline of the default architecture "
+                 "(speed does not depend on the weights).")
+    return CosmosPipeline.from_pretrained(folder), f"checkpoint {folder.resolve()}"
+
+
+def bench(pipe: CosmosPipeline, denoiser_timer: CallTimer, decode_timer: CallTimer, batch: int, steps: int,
+          sampler: str, repeats: int) -> dict:
+    """1 warmup + ``repeats`` timed generate() calls; medians of total, denoiser and decoder time (s)."""
+    runs = []
+    for r in range(repeats + 1):
+        denoiser_timer.reset()
+        decode_timer.reset()
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            pipe.generate(batch, steps=steps, sampler=sampler, seed=r)
+        total = time.perf_counter() - t0
+        if denoiser_timer.calls != steps or decode_timer.calls != 1:  # the wrappers must see every call
+            raise RuntimeError(f"timed {denoiser_timer.calls} denoiser / {decode_timer.calls} decode calls, "
+                               f"expected {steps} / 1: the split would be wrong")
+        if r > 0:  # run 0 is the warmup
+            runs.append({"total": total, "denoiser": denoiser_timer.seconds, "decoder": decode_timer.seconds})
+    median = {k: statistics.median(run[k] for run in runs) for k in runs[0]}
+    return {"median": median, "runs": runs}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pipeline", default=DEFAULT_PIPELINE, help="pipeline folder (default: %(default)s)")
+    parser.add_argument("--build-default", action="store_true",
+                        help="time a freshly built untrained pipeline of the default architecture instead")
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--steps", type=int, nargs="+", default=[25, 50, 200])
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per setting, after 1 warmup")
+    parser.add_argument("--sampler", default="sde", choices=sorted(SAMPLERS))
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--matmul-size", type=int, default=2048, help="n of the n x n reference matmul")
+    parser.add_argument("--out", default="bench/results/speed.json")
+    args = parser.parse_args(argv)
+    if args.repeats < 1 or min(args.batches) < 1 or min(args.steps) < 1:
+        parser.error("--repeats, --batches and --steps must be >= 1")
+
+    load_before = os.getloadavg()[0]  # other processes' load, before we add ours
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    pipe, source = load_pipeline(args)
+    if pipe.denoiser is None:
+        sys.exit(f"error: {source} has no denoiser (autoencoder-only checkpoint); nothing to generate with")
+    # One generate = one batch: no chunking, so FLOPs per call are those of a batch-B forward.
+    pipe.sampling = dataclasses.replace(pipe.sampling, batch_size=max(pipe.sampling.batch_size, *args.batches))
+    ae, dn = pipe.autoencoder.cfg, pipe.denoiser.cfg
+    N, d = pipe.latent_shape
+
+    # 1. the machine's matmul rate, at the thread count used below
+    peak = matmul_rate(args.matmul_size)
+
+    # 2. FLOPs of one denoiser forward and one decoder pass (+ head) per batch size
+    flops = {}
+    for B in args.batches:
+        z = torch.randn(B, N, d)
+        flops[B] = {"denoiser": count_flops(lambda: pipe.denoiser(z, torch.full((B,), 0.5), torch.zeros_like(z))),
+                    "decoder": count_flops(lambda: pipe.autoencoder.decode(z))}
+
+    # 3. time generate(), with the denoiser's forward and pipe.decode wrapped by timers
+    denoiser_timer = CallTimer(pipe.denoiser.forward)
+    decode_timer = CallTimer(pipe.decode)
+    pipe.denoiser.forward = denoiser_timer  # nn.Module.__call__ looks up self.forward
+    pipe.decode = decode_timer              # generate() calls self.decode(latents)
+
+    print(f"pipeline : {source}")
+    print(f"model    : denoiser {dn.num_layers} layers x width {dn.latent_dim} on N={N} latents "
+          f"({num_params(pipe.denoiser) / 1e6:.1f}M params); decoder {ae.decoder_layers} layers x width "
+          f"{ae.width} on L={ae.max_length} tokens + head to {ae.output_vocab_size} tokens "
+          f"({(num_params(pipe.autoencoder.decoder) + num_params(pipe.autoencoder.head)) / 1e6:.1f}M params)")
+    print(f"machine  : {cpu_model()}, {os.cpu_count()} CPUs, torch {torch.__version__} with "
+          f"{torch.get_num_threads()} threads; fp32 matmul {args.matmul_size}^2: {peak['gflops']:.1f} GFLOP/s")
+    print(f"sampler  : {args.sampler}; median of {args.repeats} runs after 1 warmup; "
+          "ms/step = (total - decoder) / steps; GFLOP/call = steps x denoiser + decoder")
+    print(f"load     : 1-min load average {load_before:.2f} before starting"
+          + (" -- other processes are busy: latencies may be inflated" if load_before > 0.5 else ""))
+    for B in args.batches:
+        print(f"flops    : batch {B}: denoiser {flops[B]['denoiser'] / 1e9:.3f} GFLOP/forward, "
+              f"decoder {flops[B]['decoder'] / 1e9:.3f} GFLOP/pass")
+    header = (f"{'batch':>5} {'steps':>5} {'total ms':>9} {'denoiser ms':>11} {'decoder ms':>10} {'other ms':>8} "
+              f"{'ms/step':>7} {'samples/s':>9} {'GFLOP/call':>10} {'GFLOP/s':>8} {'% peak':>6}")
+    print()
+    print(header)
+    print("-" * len(header))
+
+    rows = []
+    for B in args.batches:
+        for steps in args.steps:
+            result = bench(pipe, denoiser_timer, decode_timer, B, steps, args.sampler, args.repeats)
+            m = result["median"]
+            total_flops = steps * flops[B]["denoiser"] + flops[B]["decoder"]
+            achieved = total_flops / m["total"] / 1e9
+            row = {
+                "batch": B, "steps": steps,
+                "total_ms": 1e3 * m["total"], "denoiser_ms": 1e3 * m["denoiser"], "decoder_ms": 1e3 * m["decoder"],
+                "other_ms": 1e3 * (m["total"] - m["denoiser"] - m["decoder"]),
+                "ms_per_step": 1e3 * (m["total"] - m["decoder"]) / steps,
+                "samples_per_s": B / m["total"],
+                "denoiser_gflop_per_forward": flops[B]["denoiser"] / 1e9,
+                "decoder_gflop_per_pass": flops[B]["decoder"] / 1e9,
+                "gflop_per_call": total_flops / 1e9,
+                "achieved_gflops": achieved,
+                "denoiser_achieved_gflops": steps * flops[B]["denoiser"] / m["denoiser"] / 1e9,
+                "decoder_achieved_gflops": flops[B]["decoder"] / m["decoder"] / 1e9,
+                "fraction_of_matmul_peak": achieved / peak["gflops"],
+                "runs_s": result["runs"],
+            }
+            rows.append(row)
+            print(f"{B:>5} {steps:>5} {row['total_ms']:>9.1f} {row['denoiser_ms']:>11.1f} {row['decoder_ms']:>10.1f} "
+                  f"{row['other_ms']:>8.1f} {row['ms_per_step']:>7.2f} {row['samples_per_s']:>9.2f} "
+                  f"{row['gflop_per_call']:>10.2f} {achieved:>8.1f} {100 * row['fraction_of_matmul_peak']:>5.1f}%",
+                  flush=True)
+
+    load_after = os.getloadavg()[0]
+    print(f"\n1-min load average after: {load_after:.2f} (this benchmark itself adds about "
+          f"{torch.get_num_threads()})")
+    report = {
+        "benchmark": "bench.speed",
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "pipeline": {"source": source, "folder": None if args.build_default else str(Path(args.pipeline).resolve()),
+                     "untrained_default": args.build_default},
+        "machine": {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                    "torch_interop_threads": torch.get_num_interop_threads(), "torch": torch.__version__,
+                    "python": platform.python_version(), "platform": platform.platform(),
+                    "matmul_fp32": peak, "loadavg_1min_before": load_before, "loadavg_1min_after": load_after},
+        "settings": {"batches": args.batches, "steps": args.steps, "repeats": args.repeats, "warmup": 1,
+                     "sampler": args.sampler},
+        "configs": {"autoencoder": to_dict(ae), "denoiser": to_dict(dn), "schedule": to_dict(pipe.schedule.config),
+                    "sampling": to_dict(pipe.sampling)},
+        "params": {"encoder": num_params(pipe.encoder), "compressor": num_params(pipe.autoencoder.compressor),
+                   "decoder": num_params(pipe.autoencoder.decoder), "head": num_params(pipe.autoencoder.head),
+                   "denoiser": num_params(pipe.denoiser)},
+        "results": rows,
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(f"\nwrote {out}")
+
+
+if __name__ == "__main__":
+    main()
