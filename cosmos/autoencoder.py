@@ -19,6 +19,15 @@ from .config import AutoencoderConfig, ConfigError, to_dict
 from .layers import Attention, GeluFeedForward
 
 
+def locality_bias(cfg: AutoencoderConfig) -> torch.Tensor | None:
+    """(N, L) additive logits -b |i - p N / L| between latent i and token p, or None when b = 0."""
+    if cfg.locality_bias == 0:
+        return None
+    N, L = cfg.num_latents, cfg.max_length
+    token_coord = (torch.arange(L) + 0.5) * N / L - 0.5            # token p in latent units
+    return -cfg.locality_bias * (torch.arange(N)[:, None] - token_coord[None, :]).abs()
+
+
 class CompressorBlock(nn.Module):
     """Latent attention (Q: latents; K, V: [latents ; tokens]) then an FFN, both residual."""
 
@@ -29,10 +38,11 @@ class CompressorBlock(nn.Module):
         self.attn = Attention(cfg.width, cfg.head_dim, qk_norm=True)
         self.ffn = GeluFeedForward(cfg.width, cfg.ffn_mult, cfg.dropout)
 
-    def forward(self, latents: torch.Tensor, tokens: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, latents: torch.Tensor, tokens: torch.Tensor, key_mask: torch.Tensor,
+                bias: torch.Tensor | None = None) -> torch.Tensor:
         q = self.norm_latents(latents)                           # (B, N, D)
         context = torch.cat([q, self.norm_tokens(tokens)], dim=1)  # (B, N + L, D)
-        latents = latents + self.attn(q, context, key_mask)
+        latents = latents + self.attn(q, context, key_mask, bias)
         return latents + self.ffn(latents)
 
 
@@ -52,6 +62,9 @@ class Compressor(nn.Module):
         self.blocks = nn.ModuleList(CompressorBlock(cfg) for _ in range(cfg.compressor_layers))
         self.to_latent = nn.Linear(D, cfg.latent_width, bias=False) if cfg.latent_width != D else nn.Identity()
         self.out_norm = nn.RMSNorm(cfg.latent_width, eps=1e-6)
+        local = locality_bias(cfg)  # (N, L); latent-latent keys unbiased -> (N, N + L)
+        self.register_buffer("attn_bias", None if local is None else
+                             torch.cat([torch.zeros(N, N), local], dim=1), persistent=False)
 
     def forward(self, features: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
         """features: (B, L, D) normalised; token_mask: (B, L) bool -> latents (B, N, d)."""
@@ -61,7 +74,7 @@ class Compressor(nn.Module):
         latent_mask = torch.ones(B, latents.shape[1], dtype=torch.bool, device=features.device)
         key_mask = torch.cat([latent_mask, token_mask], dim=1)                # (B, N + L)
         for block in self.blocks:
-            latents = block(latents, tokens, key_mask)
+            latents = block(latents, tokens, key_mask, self.attn_bias)
         return self.out_norm(self.to_latent(latents))                         # (B, N, d)
 
 
@@ -77,10 +90,10 @@ class DecoderBlock(nn.Module):
         self.attn_gate = nn.Parameter(torch.ones(cfg.width))
         self.ffn_gate = nn.Parameter(torch.ones(cfg.width))
 
-    def forward(self, canvas: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
+    def forward(self, canvas: torch.Tensor, latents: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
         q = self.norm_canvas(canvas)                                      # (B, L, D)
         context = torch.cat([self.norm_latents(latents), q], dim=1)       # (B, N + L, D)
-        canvas = canvas + self.attn_gate * self.attn(q, context)
+        canvas = canvas + self.attn_gate * self.attn(q, context, bias=bias)
         return canvas + self.ffn_gate * self.ffn(canvas)
 
 
@@ -104,6 +117,9 @@ class Decoder(nn.Module):
         self.latent_pos = nn.Parameter(torch.randn(N, D) * 0.02)
         self.from_latent = nn.Linear(cfg.latent_width, D, bias=False) if cfg.latent_width != D else nn.Identity()
         self.blocks = nn.ModuleList(DecoderBlock(cfg) for _ in range(cfg.decoder_layers))
+        local = locality_bias(cfg)  # canvas-canvas keys unbiased -> (L, N + L)
+        self.register_buffer("attn_bias", None if local is None else
+                             torch.cat([local.T, torch.zeros(L, L)], dim=1), persistent=False)
 
     def forward(self, latents: torch.Tensor) -> torch.Tensor:
         """latents: (B, N, d) -> hidden (B, L, D)."""
@@ -112,7 +128,7 @@ class Decoder(nn.Module):
         token = self.mask_embedding + self.canvas_ffn(self.mask_embedding) + self.mask_gate  # (D,)
         canvas = (token + self.canvas_pos).expand(B, -1, -1)              # (B, L, D)
         for block in self.blocks:
-            canvas = block(canvas, latents)
+            canvas = block(canvas, latents, self.attn_bias)
         return canvas
 
 

@@ -83,6 +83,10 @@ class AutoencoderConfig:
     head_dim: int = 64              # attention head width (paper: 12 heads x 64 at width 768)
     ffn_mult: int = 4               # FFN hidden = ffn_mult x width
     dropout: float = 0.1            # FFN dropout (paper: 0.1)
+    # Fixed locality prior, not in the paper (0 = off = the paper): attention logits between
+    # latent i and token position p get -locality_bias x |i - p N / L| (distance in latent strides),
+    # in the compressor and the decoder. Measured on CPU to speed up early learning ~2x.
+    locality_bias: float = 0.0
     # Output head over a subset of the tokenizer's vocabulary (tokens seen in training);
     # None = the full vocabulary. The ids themselves are a buffer saved with the weights.
     head_vocab_size: int | None = None
@@ -113,6 +117,8 @@ class AutoencoderConfig:
             if getattr(self, name) is not None:
                 _positive_int(name, getattr(self, name))
         _probability("dropout", self.dropout)
+        _check(isinstance(self.locality_bias, (int, float)) and math.isfinite(self.locality_bias)
+               and self.locality_bias >= 0, f"locality_bias must be a finite number >= 0, got {self.locality_bias!r}")
         _probability("token_drop_prob", self.token_drop_prob)
         _probability("feature_noise_delta", self.feature_noise_delta, allow_one=True)
         _probability("latent_dropout", self.latent_dropout)

@@ -38,6 +38,7 @@ class Attention(nn.Module):
         queries: torch.Tensor,                 # (B, Tq, C)
         context: torch.Tensor,                 # (B, Tk, C)
         key_mask: torch.Tensor | None = None,  # (B, Tk) bool, True = attend
+        bias: torch.Tensor | None = None,      # (Tq, Tk) float added to the attention logits
         rope: tuple[torch.Tensor, torch.Tensor] | None = None,  # cos, sin: (Tq, hd/2), Tq == Tk
     ) -> torch.Tensor:
         q = self.q_norm(self._heads(self.to_q(queries)))             # (B, H, Tq, hd)
@@ -46,6 +47,9 @@ class Attention(nn.Module):
         if rope is not None:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         mask = None if key_mask is None else key_mask[:, None, None, :]  # (B, 1, 1, Tk)
+        if bias is not None:
+            mask = bias.to(q.dtype)[None, None] if mask is None else \
+                bias.to(q.dtype).masked_fill(~mask, float("-inf"))          # (B, 1, Tq, Tk)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)   # (B, H, Tq, hd)
         B, H, Tq, hd = out.shape
         return self.to_out(out.transpose(1, 2).reshape(B, Tq, H * hd))  # (B, Tq, C)

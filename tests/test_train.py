@@ -1,0 +1,148 @@
+"""Training: the `tiny` preset end to end on data made here, resume = uninterrupted run, clear errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import train.autoencoder as ae_stage
+from cosmos import CosmosPipeline
+from cosmos.config import ConfigError
+from train.autoencoder import train_autoencoder
+from train.config import load_config
+from train.data import DataError, windows_from_texts
+from train.diffusion import train_diffusion
+from train.export import export
+from train.latent_stats import compute_latent_stats
+
+WORDS = "the cat dog sun tree ball red blue little big happy sad ran jumped saw found".split()
+
+
+def _stories(n: int, seed: int) -> list[str]:
+    g = torch.Generator().manual_seed(seed)
+    pick = lambda k: " ".join(WORDS[int(i)] for i in torch.randint(len(WORDS), (k,), generator=g))  # noqa: E731
+    return [f"Once upon a time {pick(6)}. Then {pick(int(torch.randint(4, 30, (1,), generator=g)))}." for _ in range(n)]
+
+
+@pytest.fixture(scope="module")
+def data_files(tmp_path_factory) -> dict[str, str]:
+    folder = tmp_path_factory.mktemp("data")
+    files = {}
+    for i, split in enumerate(("train", "validation", "test")):
+        path = folder / f"{split}.jsonl"
+        path.write_text("".join(json.dumps({"text": t}) + "\n" for t in _stories(40 if split == "train" else 12, i)))
+        files[split] = str(path)
+    return files
+
+
+def _overrides(run_dir, data_files, encoder_dir, **extra) -> list[str]:
+    source = json.dumps([{"path": "json", "text_column": "text", "data_files": data_files}])
+    values = {"run_dir": str(run_dir), "autoencoder.encoder": encoder_dir,
+              "autoencoder_stage.data.sources": source, "diffusion_stage.data.sources": source,
+              "autoencoder.head_dim": 32, "denoiser.head_dim": 32, **extra}
+    return [f"{k}={v}" for k, v in values.items()]
+
+
+def test_tiny_preset_end_to_end(tmp_path, data_files, tiny_encoder_dir):
+    cfg = load_config("tiny", _overrides(tmp_path / "run", data_files, tiny_encoder_dir))
+    train_autoencoder(cfg)
+    compute_latent_stats(cfg)
+    train_diffusion(cfg)
+    out = export(cfg, tmp_path / "exported", torch.float16, max_windows=32, card=True)
+
+    metrics = [json.loads(line) for line in (tmp_path / "run/autoencoder/metrics.jsonl").read_text().splitlines()]
+    assert {"step", "loss", "ce", "mse", "accuracy", "lr", "tokens_per_s"} <= set(metrics[1])
+    assert any(m.get("event") == "eval" and "val_accuracy" in m for m in metrics)
+    latents = load_file(str(tmp_path / "run/latents/train.safetensors"))["latents"]
+    stats = load_file(str(tmp_path / "run/latents/stats.safetensors"))
+    assert stats["mean"].shape == latents.shape[1:] == (4, 64)
+    assert torch.allclose(stats["mean"], latents.mean(0), atol=1e-5)
+
+    pipe = CosmosPipeline.from_pretrained(out)
+    assert torch.equal(pipe.denoiser.latent_mean, stats["mean"].half().float())
+    texts = pipe.generate(2, steps=3, seed=0).texts
+    assert len(texts) == 2 and all(isinstance(t, str) for t in texts)
+    card = (out / "README.md").read_text()
+    assert "token accuracy" in card and "| 9 |" in card  # metrics table and the 10th sample
+
+
+def _final_weights(run_dir) -> dict[str, torch.Tensor]:
+    return load_file(str(run_dir / "autoencoder/state/model.safetensors"))
+
+
+def test_resume_reproduces_the_uninterrupted_run(tmp_path, data_files, tiny_encoder_dir, monkeypatch):
+    extra = {"autoencoder_stage.loop.save_every": 3, "autoencoder_stage.optim.steps": 6}
+    straight = load_config("tiny", _overrides(tmp_path / "straight", data_files, tiny_encoder_dir, **extra))
+    train_autoencoder(straight)
+
+    interrupted = load_config("tiny", _overrides(tmp_path / "resumed", data_files, tiny_encoder_dir, **extra))
+    real_set_lr, calls = ae_stage.set_lr, []
+
+    def crash_at_step_4(optimizer, lr):
+        calls.append(lr)
+        if len(calls) == 5:  # step index 4: after the state saved at step 3, before step 5 is done
+            raise KeyboardInterrupt
+        real_set_lr(optimizer, lr)
+
+    monkeypatch.setattr(ae_stage, "set_lr", crash_at_step_4)
+    with pytest.raises(KeyboardInterrupt):
+        train_autoencoder(interrupted)
+    monkeypatch.setattr(ae_stage, "set_lr", real_set_lr)
+    assert json.loads((tmp_path / "resumed/autoencoder/state/state.json").read_text())["step"] == 3
+    train_autoencoder(interrupted)
+
+    a, b = _final_weights(tmp_path / "straight"), _final_weights(tmp_path / "resumed")
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a), "resumed run diverged from the uninterrupted one"
+    log = (tmp_path / "resumed/autoencoder/metrics.jsonl").read_text().splitlines()
+    steps = [json.loads(line)["step"] for line in log if '"loss"' in line]
+    assert steps == sorted(steps) and len(steps) == len(set(steps))  # no duplicated lines after resume
+
+
+def test_windows_cover_long_texts_with_overlap(tiny_encoder):
+    tok = tiny_encoder.tokenizer
+    long_text = " ".join(f"word{i}" for i in range(200))
+    windows = windows_from_texts([long_text, "short"], tok, max_length=16, stride=7)
+    assert windows.shape[1] == 16
+    assert (windows[:, 0] == tok.cls_token_id).all()
+    assert ((windows == tok.sep_token_id).sum(1) == 1).all()
+    body = len(tok(long_text, add_special_tokens=False)["input_ids"])
+    assert len(windows) == 1 + (body - 14 + 6) // 7 + 1  # overlapping windows + the short text's one
+
+
+@pytest.mark.parametrize("override, needle", [
+    ("autoencoder_stage.optim.steps=0", "steps must be a positive integer"),
+    ("autoencoder_stage.optim.bogus=1", "unknown field(s) ['bogus']"),
+    ("autoencoder.num_latents=99", "num_latents (99) must not exceed max_length"),
+    ("diffusion_stage.ema_decay=1.5", "ema_decay"),
+    ("mixed_precision=fp8", "mixed_precision"),
+])
+def test_bad_config_values_are_named(override, needle):
+    with pytest.raises(ConfigError) as err:
+        load_config("tiny", [override])
+    assert needle in str(err.value)
+
+
+def test_missing_preset_lists_the_presets():
+    with pytest.raises(ConfigError, match="cpu-small"):
+        load_config("no-such-preset")
+
+
+def test_missing_data_file_is_named(tmp_path, tiny_encoder_dir):
+    files = {"train": str(tmp_path / "absent.jsonl"), "validation": str(tmp_path / "absent.jsonl")}
+    cfg = load_config("tiny", _overrides(tmp_path / "run", files, tiny_encoder_dir))
+    with pytest.raises(DataError, match="absent.jsonl does not exist"):
+        train_autoencoder(cfg)
+
+
+def test_cli_prints_one_error_line(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "train.autoencoder", "--config", "tiny", "--set",
+                             "autoencoder_stage.optim.lr=-1"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("error:") and "lr must be" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,167 @@
+"""Stage 1: train the Cosmos autoencoder (compressor + decoder) on frozen-encoder features.
+
+    python -m train.autoencoder --config cpu-small            # resumes if a state exists
+    python -m train.autoencoder --config tiny --set autoencoder_stage.optim.steps=20 --restart
+
+Writes ``<run_dir>/autoencoder/``: ``state/`` (resumable), ``metrics.jsonl`` and ``pipeline/``
+(an autoencoder-only CosmosPipeline folder that the next stages load).
+Method: "Autoencoder training" (loss = CE + MSE alignment, augmentations, AdamW + warmup + cosine).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import time
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from tqdm.auto import tqdm
+
+from cosmos import CosmosAutoencoder, CosmosPipeline, FrozenEncoder
+from cosmos.normalization import MomentAccumulator
+
+from .config import TrainConfig
+from .data import encode_features, load_windows
+from .loop import MetricsLog, Throughput, batch_indices, load_state, make_optimizer, save_state, set_lr
+from .cli import run_cli
+
+
+@torch.inference_mode()
+def reconstruction_accuracy(autoencoder: CosmosAutoencoder, encoder: FrozenEncoder, windows: torch.Tensor,
+                            features: torch.Tensor | None = None, batch_size: int = 128) -> float:
+    """Clean token accuracy of encode -> decode over non-pad positions ([CLS]/[SEP] included),
+    against the true token ids (a token outside a restricted head counts as an error)."""
+    was_training = autoencoder.training
+    autoencoder.eval()
+    device = next(autoencoder.parameters()).device
+    correct = total = 0
+    for start in range(0, len(windows), batch_size):
+        ids = windows[start:start + batch_size].to(device)
+        mask = ids != autoencoder.cfg.pad_token_id
+        feats = (features[start:start + batch_size].to(device, torch.float32) if features is not None
+                 else encoder(ids, mask))
+        predicted = autoencoder.logits_to_token_ids(autoencoder.decode(autoencoder.encode(feats, mask)))
+        correct += int(((predicted == ids) & mask).sum())
+        total += int(mask.sum())
+    autoencoder.train(was_training)
+    return correct / max(total, 1)
+
+
+def feature_statistics(features: torch.Tensor, windows: torch.Tensor, pad_id: int,
+                       max_windows: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-dimension mean/std of encoder features over non-pad tokens (variance floored at 1e-4)."""
+    acc = MomentAccumulator((features.shape[-1],))
+    for start in range(0, min(len(windows), max_windows), 256):
+        mask = windows[start:start + 256] != pad_id
+        acc.update(features[start:start + 256][mask].float())
+    return acc.mean_std(min_var=1e-4)
+
+
+def head_vocabulary(windows: torch.Tensor, encoder: FrozenEncoder) -> torch.Tensor:
+    """Token ids seen in the training windows, plus every special token."""
+    seen = torch.unique(windows)
+    specials = torch.tensor(list(encoder.special_token_ids().values()))
+    return torch.unique(torch.cat([seen, specials]))
+
+
+def train_autoencoder(cfg: TrainConfig, restart: bool = False, cpu: bool = False) -> Path:
+    stage = cfg.autoencoder_stage
+    out_dir = cfg.path / "autoencoder"
+    cache_dir = cfg.path / "cache"
+    accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=cpu)
+    device = accelerator.device
+    torch.manual_seed(cfg.seed)
+
+    # 1. data: token windows (+ frozen features, computed once)
+    encoder = FrozenEncoder.from_pretrained(cfg.autoencoder.encoder).to(device)
+    L, pad = cfg.autoencoder.max_length, encoder.tokenizer.pad_token_id
+    train_windows = load_windows(stage.data, "train", encoder, L, cache_dir)
+    val_windows = load_windows(stage.data, "validation", encoder, L, cache_dir)
+    val_windows = val_windows[torch.randperm(len(val_windows), generator=torch.Generator().manual_seed(0))]
+    val_windows = val_windows[:stage.loop.eval_windows]
+    features = None
+    if stage.cache_features:
+        digest = hashlib.sha1(train_windows.numpy().tobytes() + encoder.name_or_path.encode()).hexdigest()[:12]
+        features = encode_features(encoder, train_windows, pad, cache_dir / f"features-train-{digest}.safetensors",
+                                   device=device)
+    val_features = encode_features(encoder, val_windows, pad, None, device=device)
+
+    # 2. model: feature statistics and (optionally) a head over the seen tokens
+    model_cfg = cfg.autoencoder
+    vocab = head_vocabulary(train_windows, encoder) if stage.restrict_vocab else None
+    if vocab is not None:
+        model_cfg = dataclasses.replace(model_cfg, head_vocab_size=len(vocab))
+    autoencoder = CosmosAutoencoder.for_encoder(encoder, model_cfg)
+    stats_source = features if features is not None else encode_features(encoder, train_windows[:4096], pad, None,
+                                                                          device=device)
+    autoencoder.set_feature_stats(*feature_statistics(stats_source, train_windows, pad))
+    if vocab is not None:
+        autoencoder.set_head_vocabulary(vocab)
+    autoencoder.to(device)
+    optimizer = make_optimizer(autoencoder, stage.optim)
+
+    start = 0
+    if (out_dir / "state").is_dir() and not restart:
+        start = load_state(out_dir / "state", autoencoder, optimizer)["step"]
+        print(f"resuming autoencoder training at step {start}")
+    autoencoder, optimizer = accelerator.prepare(autoencoder, optimizer)
+    model = accelerator.unwrap_model(autoencoder)
+    log = MetricsLog(out_dir / "metrics.jsonl", start)
+    if start == 0:
+        n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        log.write(step=0, event="start", preset=cfg.preset, train_windows=len(train_windows),
+                  val_windows=len(val_windows), trainable_params=n_params, head_vocab=model.cfg.output_vocab_size)
+
+    # 3. loop
+    optim, loop = stage.optim, stage.loop
+    speed, began = Throughput(), time.perf_counter()
+    autoencoder.train()
+    bar = tqdm(range(start, optim.steps), initial=start, total=optim.steps, desc="autoencoder", unit="step")
+    for step in bar:
+        idx = batch_indices(len(train_windows), optim.batch_size, step, cfg.seed)
+        ids = train_windows[idx].to(device)
+        mask = ids != pad
+        feats = features[idx].to(device, torch.float32) if features is not None else encoder(ids, mask)
+        set_lr(optimizer, optim.lr_at(step))
+        with accelerator.autocast():
+            out = autoencoder(feats, mask, ids)
+        accelerator.backward(out.loss)
+        accelerator.clip_grad_norm_(autoencoder.parameters(), optim.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        speed.add(int(mask.sum()))
+        done = step + 1
+        if done % loop.log_every == 0 or done == optim.steps:
+            record = dict(step=done, loss=out.loss.item(), ce=out.ce.item(), mse=out.mse.item(),
+                          accuracy=out.accuracy.item(), lr=optim.lr_at(step), tokens_per_s=round(speed.rate(), 1),
+                          minutes=round((time.perf_counter() - began) / 60, 3))
+            log.write(**record)
+            bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['accuracy']:.3f}")
+        if done % loop.eval_every == 0 or done == optim.steps:
+            val_acc = reconstruction_accuracy(model, encoder, val_windows, val_features)
+            model.eval()
+            with torch.inference_mode():
+                z = model.encode(val_features[:3].to(device, torch.float32), val_windows[:3].to(device) != pad)
+                texts = CosmosPipeline(encoder, model).decode(z)
+            model.train()
+            log.write(step=done, event="eval", val_accuracy=val_acc, reconstructions=texts,
+                      minutes=round((time.perf_counter() - began) / 60, 3))
+            tqdm.write(f"step {done}: held-out token accuracy {val_acc:.4f} | {texts[0][:80]!r}")
+        if done % loop.save_every == 0 or done == optim.steps:
+            save_state(out_dir / "state", done, model, optimizer)
+
+    # 4. an autoencoder-only pipeline folder for the next stages
+    pipeline_dir = out_dir / "pipeline"
+    CosmosPipeline(encoder, model.cpu(), schedule=cfg.schedule, sampling=cfg.sampling).save_pretrained(pipeline_dir)
+    print(f"autoencoder pipeline written to {pipeline_dir}")
+    return pipeline_dir
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_cli(argv, __doc__, lambda cfg, args: train_autoencoder(cfg, restart=args.restart, cpu=args.cpu))
+
+
+if __name__ == "__main__":
+    main()

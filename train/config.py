@@ -1,0 +1,218 @@
+"""Training configuration: one TOML file per preset in ``train/configs/``, read into dataclasses.
+
+A preset holds the model configs (the same dataclasses ``cosmos`` uses) plus, per stage, the data
+sources, the optimiser and the loop's cadence. Unknown keys are errors that name the key. Any value
+can be overridden on the command line: ``--set autoencoder_stage.optim.steps=50``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cosmos.config import (AutoencoderConfig, ConfigError, DenoiserConfig, SamplingConfig, ScheduleConfig,
+                           config_from_dict)
+
+
+@dataclass
+class DataSource:
+    """One dataset, read with ``datasets.load_dataset(path, name, data_files=...)``.
+
+    ``path="json"`` / ``"text"`` with ``data_files`` reads local files; any other ``path`` is a hub id
+    (e.g. ``"roneneldan/TinyStories"``) and needs the network.
+    """
+
+    path: str
+    data_files: dict[str, str] | None = None
+    name: str | None = None          # the dataset's config name, if it has several
+    text_column: str = "text"
+    max_texts: int | None = None     # use at most this many texts per split (None = all)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.path, str) or not self.path:
+            raise ConfigError(f"data source path must be a non-empty string, got {self.path!r}")
+        if self.max_texts is not None and (not isinstance(self.max_texts, int) or self.max_texts < 1):
+            raise ConfigError(f"max_texts must be a positive integer, got {self.max_texts!r}")
+
+
+@dataclass
+class DataConfig:
+    sources: list[DataSource]
+    stride: int | None = None        # window stride in tokens; None = half a window (50% overlap)
+    splits: dict[str, str] = field(default_factory=lambda: {"train": "train", "validation": "validation",
+                                                            "test": "test"})
+
+    def __post_init__(self) -> None:
+        self.sources = [s if isinstance(s, DataSource) else config_from_dict(DataSource, s, where="data source")
+                        for s in self.sources]
+        if not self.sources:
+            raise ConfigError("data.sources is empty: name at least one dataset")
+        if self.stride is not None and (not isinstance(self.stride, int) or self.stride < 1):
+            raise ConfigError(f"stride must be a positive integer, got {self.stride!r}")
+
+
+@dataclass
+class OptimConfig:
+    """AdamW with linear warmup, then cosine decay to ``min_lr`` (or constant)."""
+
+    batch_size: int = 64
+    steps: int = 1000
+    lr: float = 2e-4
+    min_lr: float = 1e-4
+    warmup_steps: int = 100
+    schedule: str = "cosine"         # "cosine" | "constant"
+    betas: tuple[float, float] = (0.9, 0.98)
+    eps: float = 1e-6
+    weight_decay: float = 1e-5
+    grad_clip: float = 10.0
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "steps"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
+            raise ConfigError(f"warmup_steps must be an integer >= 0, got {self.warmup_steps!r}")
+        for name in ("lr", "min_lr", "eps", "grad_clip"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+                raise ConfigError(f"{name} must be a finite number > 0, got {value!r}")
+        if self.schedule not in ("cosine", "constant"):
+            raise ConfigError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
+        self.betas = tuple(self.betas)
+
+    def lr_at(self, step: int) -> float:
+        if step < self.warmup_steps:
+            return self.lr * (step + 1) / self.warmup_steps
+        if self.schedule == "constant":
+            return self.lr
+        progress = (step - self.warmup_steps) / max(1, self.steps - self.warmup_steps)
+        return self.min_lr + 0.5 * (self.lr - self.min_lr) * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+@dataclass
+class LoopConfig:
+    log_every: int = 10       # metrics line every K steps
+    eval_every: int = 200     # held-out evaluation (+ sample texts) every K steps
+    save_every: int = 200     # resumable state every K steps
+    eval_windows: int = 256   # held-out windows used by each evaluation
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"loop.{f.name} must be a positive integer, got {value!r}")
+
+
+@dataclass
+class AutoencoderStage:
+    data: DataConfig
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    loop: LoopConfig = field(default_factory=LoopConfig)
+    cache_features: bool = True   # run the frozen encoder once over the data, not every step
+    restrict_vocab: bool = True   # output head over the tokens seen in training only
+
+
+@dataclass
+class DiffusionStage:
+    data: DataConfig
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    loop: LoopConfig = field(default_factory=LoopConfig)
+    ema_decay: float = 0.9999
+    self_cond_prob: float = 0.5
+    sample_count: int = 4         # unconditional samples logged at each evaluation
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.ema_decay, float) and 0.0 <= self.ema_decay < 1.0):
+            raise ConfigError(f"ema_decay must be a float in [0, 1), got {self.ema_decay!r}")
+        if not (isinstance(self.self_cond_prob, (int, float)) and 0.0 <= self.self_cond_prob <= 1.0):
+            raise ConfigError(f"self_cond_prob must be in [0, 1], got {self.self_cond_prob!r}")
+
+
+@dataclass
+class TrainConfig:
+    run_dir: str
+    autoencoder_stage: AutoencoderStage
+    diffusion_stage: DiffusionStage
+    autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
+    denoiser: DenoiserConfig = field(default_factory=DenoiserConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    seed: int = 0
+    mixed_precision: str = "no"   # accelerate: "no" | "bf16" | "fp16"
+    preset: str = ""              # the preset's name, for logs and model cards
+
+    def __post_init__(self) -> None:
+        if self.mixed_precision not in ("no", "bf16", "fp16"):
+            raise ConfigError(f"mixed_precision must be 'no', 'bf16' or 'fp16', got {self.mixed_precision!r}")
+
+    @property
+    def path(self) -> Path:
+        return Path(self.run_dir)
+
+
+_NESTED = {
+    TrainConfig: {"autoencoder_stage": AutoencoderStage, "diffusion_stage": DiffusionStage,
+                  "autoencoder": AutoencoderConfig, "denoiser": DenoiserConfig, "schedule": ScheduleConfig,
+                  "sampling": SamplingConfig},
+    AutoencoderStage: {"data": DataConfig, "optim": OptimConfig, "loop": LoopConfig},
+    DiffusionStage: {"data": DataConfig, "optim": OptimConfig, "loop": LoopConfig},
+}
+
+
+def _build(cls: type, values: dict[str, Any], where: str) -> Any:
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where} must be a table, got {type(values).__name__}")
+    values = dict(values)
+    for key, sub in _NESTED.get(cls, {}).items():
+        if key in values:
+            values[key] = _build(sub, values[key], f"{where}.{key}")
+    try:
+        return config_from_dict(cls, values, where=where)
+    except TypeError as err:
+        raise ConfigError(f"{where}: {err}") from err
+
+
+def _apply_override(tree: dict[str, Any], assignment: str) -> None:
+    """``a.b.c=value`` with value parsed as JSON when it parses (numbers, true, lists), else a string."""
+    if "=" not in assignment:
+        raise ConfigError(f"--set expects key=value, got {assignment!r}")
+    key, raw = assignment.split("=", 1)
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    *parents, leaf = key.strip().split(".")
+    node = tree
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {key}: {part} is not a table")
+    node[leaf] = value
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
+    """Read a preset TOML (``train/configs/<name>.toml`` or a path), apply ``--set`` overrides."""
+    path = Path(path)
+    if not path.suffix and not path.exists():
+        path = Path(__file__).parent / "configs" / f"{path}.toml"
+    if not path.is_file():
+        presets = sorted(p.stem for p in (Path(__file__).parent / "configs").glob("*.toml"))
+        raise ConfigError(f"config file {path} not found; presets: {presets}")
+    try:
+        tree = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path} is not valid TOML: {err}") from err
+    tree.setdefault("preset", path.stem)
+    for assignment in overrides or []:
+        _apply_override(tree, assignment)
+    return _build(TrainConfig, tree, str(path))
+
+
+def config_to_dict(config: TrainConfig) -> dict[str, Any]:
+    return dataclasses.asdict(config)

@@ -1,0 +1,176 @@
+"""Stage 4: export a trained run as a pipeline folder + model card with measured metrics.
+
+    python -m train.export --config cpu-small --out assets/cosmos-cpu-small
+
+Copies ``<run_dir>/pipeline`` (fp16 by default: half the size, loads as
+fp32), reloads the exported folder exactly as a user would, and measures on it: held-out token
+reconstruction accuracy on each autoencoder data source's test split, and 10 unconditional samples
+(seeds 0-9). Writes them, with the training curves from the metrics logs, into ``README.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from cosmos import CheckpointError, CosmosPipeline
+from cosmos.config import ConfigError
+
+from .autoencoder import reconstruction_accuracy
+from .config import TrainConfig, load_config
+from .data import DataError, load_windows
+
+MACHINE = f"{platform.machine()} CPU, {torch.get_num_threads()} threads, torch {torch.__version__}"
+
+
+def _read_log(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+
+
+def _curve(records: list[dict], key: str) -> str:
+    evals = [r for r in records if r.get("event") == "eval"]
+    if not evals:
+        return "(no evaluations logged)"
+    picks = evals if len(evals) <= 12 else [evals[i * (len(evals) - 1) // 11] for i in range(12)]
+    rows = [f"| {r['step']} | {r['minutes']:.1f} | {r[key]:.4f} |" for r in picks]
+    return "\n".join([f"| step | minutes | {key} |", "|---:|---:|---:|", *rows])
+
+
+def _stage_summary(records: list[dict]) -> dict:
+    steps = [r for r in records if "loss" in r]
+    last = steps[-1] if steps else {}
+    return {"steps": last.get("step", 0), "minutes": last.get("minutes", 0.0)}
+
+
+def measure(pipe: CosmosPipeline, cfg: TrainConfig, max_windows: int) -> dict[str, float]:
+    """Held-out reconstruction accuracy per autoencoder data source (test split)."""
+    results = {}
+    for source in cfg.autoencoder_stage.data.sources:
+        files = source.data_files or {}
+        name = Path(files.get("test", source.path)).parent.name or source.path
+        data = replace(cfg.autoencoder_stage.data, sources=[replace(source, max_texts=None)])
+        windows = load_windows(data, "test", pipe.encoder, pipe.max_length, cfg.path / "cache")[:max_windows]
+        results[name] = {"accuracy": reconstruction_accuracy(pipe.autoencoder, pipe.encoder, windows),
+                         "windows": len(windows)}
+    return results
+
+
+def write_card(out: Path, cfg: TrainConfig, pipe: CosmosPipeline, accuracy: dict, samples: list[tuple[int, str]]) -> None:
+    ae_log = _read_log(cfg.path / "autoencoder" / "metrics.jsonl")
+    dm_log = _read_log(cfg.path / "diffusion" / "metrics.jsonl")
+    ae, dm = _stage_summary(ae_log), _stage_summary(dm_log)
+    ae_cfg, den_cfg = pipe.autoencoder.cfg, pipe.denoiser.cfg
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    size_mb = sum(f.stat().st_size for f in out.rglob("*.safetensors")) / 2 ** 20
+    ratio = ae_cfg.max_length // ae_cfg.num_latents
+    acc_rows = "\n".join(f"| {name} | {r['windows']} | {r['accuracy']:.4f} |" for name, r in accuracy.items())
+    sample_rows = "\n".join(f"| {seed} | {text.replace('|', '&#124;')} |" for seed, text in samples)
+    in_domain = next((r["accuracy"] for name, r in accuracy.items() if "tinystories" in name), None)
+    target = ("" if in_domain is None else
+              f"\n**Target** (>= 0.99 in-domain): {'met' if in_domain >= 0.99 else f'missed by {0.99 - in_domain:.3f}'}.\n")
+    text = f"""# {out.name}
+
+A [Cosmos](https://arxiv.org/abs/2506.21170) latent text diffusion pipeline trained with this
+repository's `train/` (preset `{cfg.preset}`). Load it with
+`CosmosPipeline.from_pretrained("{out.as_posix()}")`; it runs offline on a CPU.
+
+| | |
+|---|---|
+| frozen encoder | `{ae_cfg.encoder}` (width {ae_cfg.width}) |
+| compression | L = {ae_cfg.max_length} tokens -> N = {ae_cfg.num_latents} latents of width {ae_cfg.latent_width} ({ratio}x) |
+| compressor / decoder | {ae_cfg.compressor_layers} / {ae_cfg.decoder_layers} blocks, locality bias {ae_cfg.locality_bias}, head over {ae_cfg.output_vocab_size} tokens |
+| denoiser | {den_cfg.num_layers} blocks x {den_cfg.latent_dim}, {den_cfg.num_heads} heads, self-conditioning {den_cfg.self_condition} |
+| parameters | autoencoder {count(pipe.autoencoder) / 1e6:.1f}M, denoiser {count(pipe.denoiser) / 1e6:.1f}M (encoder not included) |
+| weights on disk | {size_mb:.1f} MB (fp16 safetensors) |
+| schedule / sampler | tan-d, d = {pipe.schedule.d}; {pipe.sampling.sampler} with {pipe.sampling.steps} steps down to t = {pipe.sampling.t_end} |
+
+## Data and licenses
+- Autoencoder: {", ".join(f"`{s.data_files.get('train') if s.data_files else s.path}`" + (f" (first {s.max_texts} texts)" if s.max_texts else "") for s in cfg.autoencoder_stage.data.sources)}.
+- Diffusion: {", ".join(f"`{s.data_files.get('train') if s.data_files else s.path}`" for s in cfg.diffusion_stage.data.sources)}.
+- TinyStories (Eldan & Li 2023, arXiv 2305.07759) is licensed CDLA-Sharing-1.0; the `public-domain-prose`
+  passages, where used, are public domain. Each data folder's `SOURCE.md` gives origin and splits. No training text is
+  shipped here; the samples below are model output.
+
+## Training
+| stage | steps | batch | wall time (min) |
+|---|---:|---:|---:|
+| autoencoder | {ae['steps']} | {cfg.autoencoder_stage.optim.batch_size} | {ae['minutes']:.1f} |
+| diffusion | {dm['steps']} | {cfg.diffusion_stage.optim.batch_size} | {dm['minutes']:.1f} |
+
+Machine: {MACHINE}. Optimiser: AdamW, peak LR {cfg.autoencoder_stage.optim.lr} (autoencoder) /
+{cfg.diffusion_stage.optim.lr} (diffusion), warmup then cosine / constant; EMA {cfg.diffusion_stage.ema_decay}.
+
+Autoencoder held-out token accuracy during training (validation windows, clean):
+
+{_curve(ae_log, "val_accuracy")}
+
+Denoiser validation loss (EMA weights, fixed times and noise):
+
+{_curve(dm_log, "ema_val_loss")}
+
+## Held-out reconstruction accuracy ({ratio}x compression, test splits, this exported folder)
+| data | windows | token accuracy |
+|---|---:|---:|
+{acc_rows}
+{target}
+## Unconditional samples
+`pipe.generate(1, seed=SEED)` with the defaults above, copied verbatim:
+
+| seed | text |
+|---:|---|
+{sample_rows}
+
+## Reproduce
+```bash
+python -m train.autoencoder  --config {cfg.preset}
+python -m train.latent_stats --config {cfg.preset}
+python -m train.diffusion    --config {cfg.preset}
+python -m train.export       --config {cfg.preset} --out {out.as_posix()}
+```
+Measured on {datetime.date.today().isoformat()}.
+"""
+    (out / "README.md").write_text(text, encoding="utf-8")
+
+
+def export(cfg: TrainConfig, out: Path, dtype: torch.dtype | None, max_windows: int, card: bool) -> Path:
+    source = cfg.path / "pipeline"
+    if not (source / "model_index.json").is_file():
+        raise CheckpointError(f"{source} has no trained pipeline: run the autoencoder, latent_stats and "
+                              "diffusion stages first")
+    CosmosPipeline.from_pretrained(source).save_pretrained(out, dtype=dtype)
+    pipe = CosmosPipeline.from_pretrained(out)  # measure exactly what users will load
+    if card:
+        accuracy = measure(pipe, cfg, max_windows)
+        samples = [(seed, pipe.generate(1, seed=seed).texts[0]) for seed in range(10)]
+        write_card(out, cfg, pipe, accuracy, samples)
+        print(json.dumps({"accuracy": accuracy, "samples": samples}, indent=1))
+    print(f"exported to {out}")
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Export a trained run as a pipeline folder with a model card.")
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--out", required=True, help="folder to write, e.g. assets/cosmos-cpu-small")
+    parser.add_argument("--dtype", choices=["float16", "float32"], default="float16")
+    parser.add_argument("--max-windows", type=int, default=100_000, help="cap on test windows per data source")
+    parser.add_argument("--no-card", action="store_true", help="skip the metrics and the model card")
+    args = parser.parse_args(argv)
+    try:
+        export(load_config(args.config, args.set), Path(args.out),
+               torch.float16 if args.dtype == "float16" else None, args.max_windows, not args.no_card)
+    except (ConfigError, DataError, CheckpointError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

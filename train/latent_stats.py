@@ -1,0 +1,63 @@
+"""Stage 2: encode the diffusion data with the trained autoencoder; per-(position, dim) statistics.
+
+    python -m train.latent_stats --config cpu-small
+
+Reads ``<run_dir>/autoencoder/pipeline``; writes ``<run_dir>/latents/{train,validation}.safetensors``
+(latents (M, N, d), float32) and ``stats.safetensors`` (mean, std: (N, d)), which the diffusion
+stage trains on and stores inside the denoiser (method: "Latent normalisation").
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+from tqdm.auto import tqdm
+
+from cosmos import CosmosPipeline
+from cosmos.normalization import MomentAccumulator
+
+from .cli import run_cli
+from .config import TrainConfig
+from .data import load_windows
+
+
+@torch.inference_mode()
+def encode_windows(pipe: CosmosPipeline, windows: torch.Tensor, batch_size: int = 128, desc: str = "") -> torch.Tensor:
+    """Token windows (M, L) -> autoencoder latents (M, N, d) on the CPU."""
+    pad = pipe.autoencoder.cfg.pad_token_id
+    out = []
+    for start in tqdm(range(0, len(windows), batch_size), desc=f"encoding {desc}".strip(), unit="batch"):
+        ids = windows[start:start + batch_size].to(pipe.device)
+        mask = ids != pad
+        out.append(pipe.autoencoder.encode(pipe.encoder(ids, mask), mask).float().cpu())
+    return torch.cat(out)
+
+
+def compute_latent_stats(cfg: TrainConfig, cpu: bool = False) -> Path:
+    pipe = CosmosPipeline.from_pretrained(cfg.path / "autoencoder" / "pipeline")
+    if torch.cuda.is_available() and not cpu:
+        pipe.to("cuda")
+    out_dir = cfg.path / "latents"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data = cfg.diffusion_stage.data
+    for split in ("train", "validation"):
+        windows = load_windows(data, split, pipe.encoder, pipe.max_length, cfg.path / "cache")
+        latents = encode_windows(pipe, windows, desc=split)
+        save_file({"latents": latents.contiguous(), "input_ids": windows.contiguous()}, str(out_dir / f"{split}.safetensors"))
+        if split == "train":
+            acc = MomentAccumulator(tuple(latents.shape[1:]))
+            acc.update(latents)
+            mean, std = acc.mean_std(min_var=1e-6)
+            save_file({"mean": mean, "std": std}, str(out_dir / "stats.safetensors"))
+        print(f"{split}: {len(latents)} latents of shape {tuple(latents.shape[1:])}")
+    return out_dir
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_cli(argv, __doc__, lambda cfg, args: compute_latent_stats(cfg, cpu=args.cpu))
+
+
+if __name__ == "__main__":
+    main()
