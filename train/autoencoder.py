@@ -116,11 +116,12 @@ def train_autoencoder(cfg: TrainConfig, restart: bool = False, cpu: bool = False
 
     # 3. loop
     optim, loop = stage.optim, stage.loop
-    speed, began = Throughput(), time.perf_counter()
+    speed, began = Throughput(), time.perf_counter() - 60 * log.minutes_done
     autoencoder.train()
     bar = tqdm(range(start, optim.steps), initial=start, total=optim.steps, desc="autoencoder", unit="step")
     for step in bar:
         idx = batch_indices(len(train_windows), optim.batch_size, step, cfg.seed)
+        idx = idx[accelerator.process_index::accelerator.num_processes]  # this process's share
         ids = train_windows[idx].to(device)
         mask = ids != pad
         feats = features[idx].to(device, torch.float32) if features is not None else encoder(ids, mask)
@@ -133,6 +134,8 @@ def train_autoencoder(cfg: TrainConfig, restart: bool = False, cpu: bool = False
         optimizer.zero_grad(set_to_none=True)
         speed.add(int(mask.sum()))
         done = step + 1
+        if not accelerator.is_main_process:
+            continue
         if done % loop.log_every == 0 or done == optim.steps:
             record = dict(step=done, loss=out.loss.item(), ce=out.ce.item(), mse=out.mse.item(),
                           accuracy=out.accuracy.item(), lr=optim.lr_at(step), tokens_per_s=round(speed.rate(), 1),
@@ -154,6 +157,9 @@ def train_autoencoder(cfg: TrainConfig, restart: bool = False, cpu: bool = False
 
     # 4. an autoencoder-only pipeline folder for the next stages
     pipeline_dir = out_dir / "pipeline"
+    accelerator.wait_for_everyone()
+    if not accelerator.is_main_process:
+        return pipeline_dir
     CosmosPipeline(encoder, model.cpu(), schedule=cfg.schedule, sampling=cfg.sampling).save_pretrained(pipeline_dir)
     print(f"autoencoder pipeline written to {pipeline_dir}")
     return pipeline_dir

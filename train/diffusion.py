@@ -100,12 +100,13 @@ def train_diffusion(cfg: TrainConfig, restart: bool = False, cpu: bool = False) 
 
     optim, loop = stage.optim, stage.loop
     self_cond_prob = stage.self_cond_prob if denoiser.cfg.self_condition else 0.0
-    began = time.perf_counter()
-    last_log = began
+    began = time.perf_counter() - 60 * log.minutes_done
+    last_log = time.perf_counter()
     denoiser.train()
     bar = tqdm(range(start, optim.steps), initial=start, total=optim.steps, desc="diffusion", unit="step")
     for step in bar:
         idx = batch_indices(len(train_latents), optim.batch_size, step, cfg.seed)
+        idx = idx[accelerator.process_index::accelerator.num_processes]  # this process's share
         z0 = denoiser.normalize(train_latents[idx].to(device))
         set_lr(optimizer, optim.lr_at(step))
         with accelerator.autocast():
@@ -116,6 +117,8 @@ def train_diffusion(cfg: TrainConfig, restart: bool = False, cpu: bool = False) 
         optimizer.zero_grad(set_to_none=True)
         ema.update(denoiser)
         done = step + 1
+        if not accelerator.is_main_process:
+            continue
         if done % loop.log_every == 0 or done == optim.steps:
             now = time.perf_counter()
             log.write(step=done, loss=loss.item(), lr=optim.lr_at(step),
@@ -138,9 +141,12 @@ def train_diffusion(cfg: TrainConfig, restart: bool = False, cpu: bool = False) 
         if done % loop.save_every == 0 or done == optim.steps:
             save_state(out_dir / "state", done, denoiser, optimizer, ema)
 
+    pipeline_dir = cfg.path / "pipeline"
+    accelerator.wait_for_everyone()
+    if not accelerator.is_main_process:
+        return pipeline_dir
     final = copy.deepcopy(denoiser).cpu()
     ema.copy_to(final)
-    pipeline_dir = cfg.path / "pipeline"
     CosmosPipeline(ae_pipe.encoder, ae_pipe.autoencoder, final, cfg.schedule, cfg.sampling).save_pretrained(pipeline_dir)
     print(f"pipeline (EMA denoiser) written to {pipeline_dir}")
     return pipeline_dir

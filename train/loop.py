@@ -116,16 +116,20 @@ def load_state(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Opti
 
 
 class MetricsLog:
-    """Appends one JSON object per line to ``metrics.jsonl``; on resume, drops lines past the resumed step."""
+    """Appends one JSON object per line to ``metrics.jsonl``; on resume, drops lines past the resumed step.
+
+    ``minutes_done`` is the training time already logged before a resume, so wall times accumulate.
+    """
 
     def __init__(self, path: Path, resume_step: int):
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         kept = []
         if path.is_file() and resume_step > 0:
-            kept = [line for line in path.read_text().splitlines()
-                    if line.strip() and json.loads(line).get("step", 0) <= resume_step]
-        path.write_text("".join(line + "\n" for line in kept))
+            kept = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+            kept = [record for record in kept if record.get("step", 0) <= resume_step]
+        self.minutes_done = max((r.get("minutes", 0.0) for r in kept), default=0.0)
+        path.write_text("".join(json.dumps(r) + "\n" for r in kept))
 
     def write(self, **record: Any) -> None:
         with self.path.open("a") as f:
