@@ -1,0 +1,59 @@
+"""CosmosPipeline behaviour: generate/trajectory agreement, interpolation and variation contracts."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from conftest import TINY_N
+
+
+@pytest.mark.parametrize("sampler", ["sde", "ddim"])
+def test_trajectory_ends_on_what_generate_returns(tiny_pipeline, sampler):
+    steps = list(tiny_pipeline.trajectory(num=2, steps=5, sampler=sampler, seed=11))
+    out = tiny_pipeline.generate(num=2, steps=5, sampler=sampler, seed=11)
+    assert [s.i for s in steps] == list(range(5)) and all(s.num_steps == 5 for s in steps)
+    assert all(s.sample_texts is None for s in steps[:-1])
+    assert steps[-1].sample_texts == out.texts
+    assert all(len(s.texts) == 2 and s.token_ids.shape == (2, tiny_pipeline.max_length) for s in steps)
+    assert [round(s.t, 6) for s in steps] == sorted((round(s.t, 6) for s in steps), reverse=True)
+
+
+def test_generate_chunks_larger_requests(tiny_pipeline):
+    out = tiny_pipeline.generate(num=9, steps=2, seed=0)  # batch_size 4 -> chunks of 4, 4, 1
+    assert len(out.texts) == 9 and out.latents.shape == (9, TINY_N, 64)
+
+
+@pytest.mark.parametrize("method", ["lerp", "slerp", "noise"])
+def test_interpolation_paths(tiny_pipeline, method):
+    out = tiny_pipeline.interpolate("the cat sat on the mat", "a dog ran in the park", k=5, method=method, steps=3)
+    assert out.weights == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert len(out.texts) == 5 and out.latents.shape == (5, TINY_N, 64)
+    if method != "noise":  # latent-space paths start and end exactly on the two texts' latents
+        ends = tiny_pipeline.encode(["the cat sat on the mat", "a dog ran in the park"])
+        assert torch.allclose(out.latents[0], ends[0], atol=1e-5)
+        assert torch.allclose(out.latents[-1], ends[1], atol=1e-5)
+
+
+def test_slerp_keeps_vector_norms_between_equal_norm_ends():
+    from cosmos.pipeline import slerp
+    a, b = torch.randn(3, 16), torch.randn(3, 16)
+    b = b / b.norm(dim=-1, keepdim=True) * a.norm(dim=-1, keepdim=True)
+    mid = slerp(a, b, 0.5)
+    assert torch.allclose(mid.norm(dim=-1), a.norm(dim=-1), atol=1e-4)
+
+
+def test_vary_strength_controls_the_start_time(tiny_pipeline, monkeypatch):
+    starts = []
+    real = tiny_pipeline._denoise
+
+    def spy(z, steps, sampler, generator, t_start=1.0):
+        starts.append((t_start, steps))
+        return real(z, steps, sampler, generator, t_start=t_start)
+
+    monkeypatch.setattr(tiny_pipeline, "_denoise", spy)
+    out = tiny_pipeline.vary("the sun was hot", strength=0.5, num=3, steps=10, seed=1)
+    assert len(out.texts) == 3
+    t_end = tiny_pipeline.sampling.t_end
+    assert starts[-1][0] == pytest.approx(t_end + 0.5 * (1 - t_end)) and starts[-1][1] == 5
+    assert tiny_pipeline.vary("the sun was hot", strength=0.5, num=3, steps=10, seed=1).texts == out.texts
