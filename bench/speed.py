@@ -13,7 +13,7 @@ matmuls are counted too), so one generate costs ``steps x denoiser + decoder`` F
 the achieved rate with this machine's fp32 matmul rate, measured in the same run at the same
 thread count (median of timed ``n x n`` matmuls, 2 n^3 FLOPs each).
 
-    python -m bench.speed --pipeline assets                  # a trained pipeline folder
+    python -m bench.speed --pipeline assets/cosmos-cpu-small # a trained pipeline folder
     python -m bench.speed --build-default --repeats 3        # untrained default architecture
     python -m bench.speed --build-default --batches 1 --steps 5 --repeats 2   # quick check
 
@@ -49,7 +49,7 @@ from cosmos import AutoencoderConfig, CosmosPipeline, DenoiserConfig
 from cosmos.config import to_dict
 from cosmos.sampling import SAMPLERS
 
-DEFAULT_PIPELINE = "assets"  # where the embedded default checkpoint lives (design.md)
+DEFAULT_PIPELINE = "assets/cosmos-cpu-small"  # the embedded default checkpoint
 
 
 class CallTimer:
