@@ -11,7 +11,6 @@ Method: "Autoencoder training" (loss = CE + MSE alignment, augmentations, AdamW 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import time
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from cosmos import CosmosAutoencoder, CosmosPipeline, FrozenEncoder
 from cosmos.normalization import MomentAccumulator
 
 from .config import TrainConfig
-from .data import encode_features, load_windows
+from .data import cached_features, encode_features, load_windows
 from .loop import MetricsLog, Throughput, batch_indices, load_state, make_optimizer, save_state, set_lr
 from .cli import run_cli
 
@@ -83,9 +82,7 @@ def train_autoencoder(cfg: TrainConfig, restart: bool = False, cpu: bool = False
     val_windows = val_windows[:stage.loop.eval_windows]
     features = None
     if stage.cache_features:
-        digest = hashlib.sha1(train_windows.numpy().tobytes() + encoder.name_or_path.encode()).hexdigest()[:12]
-        features = encode_features(encoder, train_windows, pad, cache_dir / f"features-train-{digest}.safetensors",
-                                   device=device)
+        features = cached_features(encoder, train_windows, cache_dir, device=device)
     val_features = encode_features(encoder, val_windows, pad, None, device=device)
 
     # 2. model: feature statistics and (optionally) a head over the seen tokens

@@ -99,6 +99,14 @@ def load_windows(data: DataConfig, split: str, encoder: FrozenEncoder, max_lengt
     return windows
 
 
+def cached_features(encoder: FrozenEncoder, windows: torch.Tensor, cache_dir: Path,
+                    device: str | torch.device = "cpu") -> torch.Tensor:
+    """:func:`encode_features` cached under a name derived from the windows' contents and the encoder."""
+    digest = hashlib.sha1(windows.numpy().tobytes() + encoder.name_or_path.encode()).hexdigest()[:12]
+    return encode_features(encoder, windows, encoder.tokenizer.pad_token_id,
+                           cache_dir / f"features-{digest}.safetensors", device=device)
+
+
 @torch.inference_mode()
 def encode_features(encoder: FrozenEncoder, windows: torch.Tensor, pad_id: int, cache_path: Path | None,
                     batch_size: int = 128, device: str | torch.device = "cpu") -> torch.Tensor:

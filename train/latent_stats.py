@@ -20,18 +20,19 @@ from cosmos.normalization import MomentAccumulator
 
 from .cli import run_cli
 from .config import TrainConfig
-from .data import load_windows
+from .data import cached_features, load_windows
 
 
 @torch.inference_mode()
-def encode_windows(pipe: CosmosPipeline, windows: torch.Tensor, batch_size: int = 128, desc: str = "") -> torch.Tensor:
-    """Token windows (M, L) -> autoencoder latents (M, N, d) on the CPU."""
+def compress_windows(pipe: CosmosPipeline, windows: torch.Tensor, features: torch.Tensor,
+                     batch_size: int = 256) -> torch.Tensor:
+    """Token windows (M, L) and their frozen features (M, L, D) -> latents (M, N, d) on the CPU."""
     pad = pipe.autoencoder.cfg.pad_token_id
     out = []
-    for start in tqdm(range(0, len(windows), batch_size), desc=f"encoding {desc}".strip(), unit="batch"):
-        ids = windows[start:start + batch_size].to(pipe.device)
-        mask = ids != pad
-        out.append(pipe.autoencoder.encode(pipe.encoder(ids, mask), mask).float().cpu())
+    for start in tqdm(range(0, len(windows), batch_size), desc="compressing", unit="batch"):
+        mask = windows[start:start + batch_size].to(pipe.device) != pad
+        feats = features[start:start + batch_size].to(pipe.device, torch.float32)
+        out.append(pipe.autoencoder.encode(feats, mask).float().cpu())
     return torch.cat(out)
 
 
@@ -44,7 +45,8 @@ def compute_latent_stats(cfg: TrainConfig, cpu: bool = False) -> Path:
     data = cfg.diffusion_stage.data
     for split in ("train", "validation"):
         windows = load_windows(data, split, pipe.encoder, pipe.max_length, cfg.path / "cache")
-        latents = encode_windows(pipe, windows, desc=split)
+        features = cached_features(pipe.encoder, windows, cfg.path / "cache", device=pipe.device)
+        latents = compress_windows(pipe, windows, features)
         save_file({"latents": latents.contiguous(), "input_ids": windows.contiguous()}, str(out_dir / f"{split}.safetensors"))
         if split == "train":
             acc = MomentAccumulator(tuple(latents.shape[1:]))
