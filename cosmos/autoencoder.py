@@ -132,6 +132,15 @@ class Decoder(nn.Module):
         return canvas
 
 
+def _draw(fn, shape, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+    """Random tensor from ``fn`` (rand / randn / randperm): on ``device`` from the global RNG, or
+    from an explicit CPU ``generator`` (reproducible tests) and then moved."""
+    if generator is None:
+        return fn(*shape, device=device) if fn is torch.randperm else fn(shape, device=device)
+    out = fn(*shape, generator=generator) if fn is torch.randperm else fn(shape, generator=generator)
+    return out.to(device)
+
+
 @dataclass
 class AutoencoderOutput:
     loss: torch.Tensor        # CE + mse_weight * MSE, scalar
@@ -238,13 +247,13 @@ class CosmosAutoencoder(ModelMixin, ConfigMixin):
         """
         B, L, _ = features.shape
         dev = features.device
-        order = torch.randperm(B, generator=generator).to(dev)
+        order = _draw(torch.randperm, (B,), generator, dev)
         drop_rows = torch.zeros(B, dtype=torch.bool, device=dev)
         drop_rows[order[: B // 2]] = True
-        drop = (torch.rand(B, L, generator=generator).to(dev) < self.cfg.token_drop_prob) & drop_rows[:, None]
+        drop = (_draw(torch.rand, (B, L), generator, dev) < self.cfg.token_drop_prob) & drop_rows[:, None]
         new_mask = token_mask & ~drop
         delta = self.cfg.feature_noise_delta
-        eps = torch.randn(features.shape, generator=generator).to(dev, features.dtype)
+        eps = _draw(torch.randn, features.shape, generator, dev).to(features.dtype)
         noisy = delta * features + (1.0 - delta ** 2) ** 0.5 * eps
         features = torch.where(drop_rows[:, None, None], features, noisy)
         return features, new_mask
@@ -263,7 +272,7 @@ class CosmosAutoencoder(ModelMixin, ConfigMixin):
         latents = self.compressor(inputs, mask)                           # (B, N, d)
         decoder_in = latents
         if self.training and self.cfg.latent_dropout > 0:
-            keep = torch.rand(latents.shape, generator=generator).to(latents.device) >= self.cfg.latent_dropout
+            keep = _draw(torch.rand, latents.shape, generator, latents.device) >= self.cfg.latent_dropout
             decoder_in = latents * keep                                   # no 1/(1-p) rescaling
         hidden = self.decoder(decoder_in)                                 # (B, L, D)
         logits = self.head(hidden)                                        # (B, L, V_head)

@@ -34,6 +34,8 @@ def resolve_pretrained(name_or_path: str | os.PathLike) -> Path:
     if path.is_dir():
         return path
     name = str(name_or_path)
+    if path.is_file():
+        raise CheckpointError(f"{name!r} is a file; give the checkpoint folder that contains model_index.json")
     if path.exists() or name.startswith((".", "/", "~")) or name.count("/") != 1:
         raise CheckpointError(f"checkpoint folder {name!r} does not exist")
     try:
@@ -134,9 +136,12 @@ def load_component(model_cls: type, config_cls: type, folder: str | os.PathLike)
 
 def save_component(model, folder: str | os.PathLike, *, dtype: torch.dtype | None = None,
                    max_shard_size: str | int = "10GB") -> None:
-    """``model.save_pretrained`` (config.json + safetensors); ``dtype`` casts a copy (e.g. fp16)."""
+    """``model.save_pretrained`` (config.json + safetensors); ``dtype`` casts a copy's parameters
+    (e.g. fp16); buffers (normalisation statistics, the [MASK] embedding) stay at full precision."""
     if dtype is not None:
-        model = copy.deepcopy(model).to(dtype)
+        model = copy.deepcopy(model)
+        for param in model.parameters():
+            param.data = param.data.to(dtype)
     for stale in Path(folder).glob(f"{WEIGHTS_PREFIX}*.safetensors*"):  # an earlier (sharded) save
         stale.unlink()
     model.save_pretrained(str(folder), safe_serialization=True, max_shard_size=max_shard_size)

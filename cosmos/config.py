@@ -221,8 +221,8 @@ class SamplingConfig:
         _check(self.sampler in ("sde", "ddim"), f"sampler must be 'sde' or 'ddim', got {self.sampler!r}")
         _positive_int("steps", self.steps)
         _positive_int("batch_size", self.batch_size)
-        _check(isinstance(self.t_end, (int, float)) and 0 <= self.t_end < 1,
-               f"t_end must be in [0, 1), got {self.t_end!r}")
+        _check(isinstance(self.t_end, (int, float)) and 0 < self.t_end < 1,
+               f"t_end must be in (0, 1) (s(0) = 0 leaves no noise to invert), got {self.t_end!r}")
 
 
 def to_dict(config: Any) -> dict[str, Any]:

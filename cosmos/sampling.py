@@ -95,9 +95,10 @@ def sample_ddim(denoiser: Denoiser, schedule: TanDSchedule, z_start: torch.Tenso
 
 def invert_ddim(denoiser: Denoiser, schedule: TanDSchedule, z0: torch.Tensor, steps: int, *,
                 t_start: float = 1.0, t_end: float = 0.05, self_condition: bool = True) -> torch.Tensor:
-    """Run DDIM backwards (clean latent -> noise), the inverse of :func:`sample_ddim`'s map.
+    """Run DDIM backwards (clean latent -> noise): an approximate inverse of :func:`sample_ddim`.
 
-    Starts from a(t_end) z0 at t_end and integrates up to t_start; returns z at t_start, (B, N, D).
+    Starts from a(t_end) z0 at t_end (the noise part at t_end is taken as zero) and integrates up
+    to t_start, chaining self-conditioning in that direction; returns z at t_start, (B, N, D).
     """
     ts = time_grid(steps, t_start, t_end).flip(0)
     z, x0 = float(schedule.alpha(ts[0])) * z0, None

@@ -64,7 +64,7 @@ def test_tiny_preset_end_to_end(tmp_path, data_files, tiny_encoder_dir):
     assert torch.allclose(stats["mean"], latents.mean(0), atol=1e-5)
 
     pipe = CosmosPipeline.from_pretrained(out)
-    assert torch.equal(pipe.denoiser.latent_mean, stats["mean"].half().float())
+    assert torch.equal(pipe.denoiser.latent_mean, stats["mean"])  # statistics are exported at full precision
     texts = pipe.generate(2, steps=3, seed=0).texts
     assert len(texts) == 2 and all(isinstance(t, str) for t in texts)
     card = (out / "README.md").read_text()
@@ -146,3 +146,24 @@ def test_cli_prints_one_error_line(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().startswith("error:") and "lr must be" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_resume_refuses_a_state_from_another_config(tmp_path, data_files, tiny_encoder_dir):
+    from cosmos import CheckpointError
+    base = _overrides(tmp_path / "run", data_files, tiny_encoder_dir, **{"autoencoder_stage.optim.steps": 3})
+    train_autoencoder(load_config("tiny", base))
+    changed = load_config("tiny", base + ["autoencoder.latent_dropout=0.1", "autoencoder_stage.optim.steps=6"])
+    with pytest.raises(CheckpointError, match="--restart"):
+        train_autoencoder(changed)
+    train_autoencoder(changed, restart=True)  # --restart starts over
+
+
+def test_ema_warms_up():
+    from train.loop import EMA
+    model = torch.nn.Linear(2, 2)
+    ema = EMA(model, decay=0.999)
+    init = ema.shadow["weight"].clone()
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    ema.update(model)  # first update uses decay min(0.999, 1/10) = 0.1, not 0.999
+    assert torch.allclose(ema.shadow["weight"], 0.1 * init + 0.9, atol=1e-6)

@@ -23,7 +23,8 @@ from cosmos.normalization import MomentAccumulator
 
 from .config import TrainConfig
 from .data import cached_features, encode_features, load_windows
-from .loop import MetricsLog, Throughput, batch_indices, load_state, make_optimizer, save_state, set_lr
+from .loop import (MetricsLog, Throughput, batch_indices, find_state, load_state, machine_description,
+                   make_optimizer, save_state, set_lr, stage_fingerprint)
 from .cli import run_cli
 
 
@@ -48,11 +49,10 @@ def reconstruction_accuracy(autoencoder: CosmosAutoencoder, encoder: FrozenEncod
     return correct / max(total, 1)
 
 
-def feature_statistics(features: torch.Tensor, windows: torch.Tensor, pad_id: int,
-                       max_windows: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+def feature_statistics(features: torch.Tensor, windows: torch.Tensor, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-dimension mean/std of encoder features over non-pad tokens (variance floored at 1e-4)."""
     acc = MomentAccumulator((features.shape[-1],))
-    for start in range(0, min(len(windows), max_windows), 256):
+    for start in range(0, len(windows), 256):
         mask = windows[start:start + 256] != pad_id
         acc.update(features[start:start + 256][mask].float())
     return acc.mean_std(min_var=1e-4)
@@ -71,7 +71,8 @@ def train_autoencoder(cfg: TrainConfig, restart: bool = False, cpu: bool = False
     cache_dir = cfg.path / "cache"
     accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=cpu)
     device = accelerator.device
-    torch.manual_seed(cfg.seed)
+    rank = accelerator.process_index
+    torch.manual_seed(cfg.seed + rank)  # each process draws its own augmentation noise
 
     # 1. data: token windows (+ frozen features, computed once)
     encoder = FrozenEncoder.from_pretrained(cfg.autoencoder.encoder).to(device)
@@ -91,29 +92,35 @@ def train_autoencoder(cfg: TrainConfig, restart: bool = False, cpu: bool = False
     if vocab is not None:
         model_cfg = dataclasses.replace(model_cfg, head_vocab_size=len(vocab))
     autoencoder = CosmosAutoencoder.for_encoder(encoder, model_cfg)
-    stats_source = features if features is not None else encode_features(encoder, train_windows[:4096], pad, None,
-                                                                          device=device)
-    autoencoder.set_feature_stats(*feature_statistics(stats_source, train_windows, pad))
+    # statistics over a seeded random sample of the training windows (every source contributes)
+    sample = torch.randperm(len(train_windows), generator=torch.Generator().manual_seed(cfg.seed))[:4096]
+    sample_features = features[sample] if features is not None else encode_features(
+        encoder, train_windows[sample], pad, None, device=device)
+    autoencoder.set_feature_stats(*feature_statistics(sample_features, train_windows[sample], pad))
     if vocab is not None:
         autoencoder.set_head_vocabulary(vocab)
     autoencoder.to(device)
     optimizer = make_optimizer(autoencoder, stage.optim)
 
+    fingerprint = stage_fingerprint(cfg, autoencoder=cfg.autoencoder, stage=cfg.autoencoder_stage,
+                                    data=len(train_windows))
     start = 0
-    if (out_dir / "state").is_dir() and not restart:
-        start = load_state(out_dir / "state", autoencoder, optimizer)["step"]
+    saved = find_state(out_dir / "state")
+    if saved is not None and not restart:
+        start = load_state(saved, autoencoder, optimizer, fingerprint=fingerprint, rank=rank)["step"]
         print(f"resuming autoencoder training at step {start}")
     autoencoder, optimizer = accelerator.prepare(autoencoder, optimizer)
     model = accelerator.unwrap_model(autoencoder)
-    log = MetricsLog(out_dir / "metrics.jsonl", start)
-    if start == 0:
+    log = MetricsLog(out_dir / "metrics.jsonl", start) if accelerator.is_main_process else None
+    if log is not None and start == 0:
         n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-        log.write(step=0, event="start", preset=cfg.preset, train_windows=len(train_windows),
+        log.write(step=0, event="start", preset=cfg.preset, machine=machine_description(),
+                  processes=accelerator.num_processes, train_windows=len(train_windows),
                   val_windows=len(val_windows), trainable_params=n_params, head_vocab=model.cfg.output_vocab_size)
 
     # 3. loop
     optim, loop = stage.optim, stage.loop
-    speed, began = Throughput(), time.perf_counter() - 60 * log.minutes_done
+    speed, began = Throughput(), time.perf_counter() - 60 * (log.minutes_done if log else 0.0)
     autoencoder.train()
     bar = tqdm(range(start, optim.steps), initial=start, total=optim.steps, desc="autoencoder", unit="step")
     for step in bar:
@@ -129,7 +136,7 @@ def train_autoencoder(cfg: TrainConfig, restart: bool = False, cpu: bool = False
         accelerator.clip_grad_norm_(autoencoder.parameters(), optim.grad_clip)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        speed.add(int(mask.sum()))
+        speed.add(int(mask.sum()) * accelerator.num_processes)  # all processes' tokens
         done = step + 1
         if not accelerator.is_main_process:
             continue
@@ -144,13 +151,13 @@ def train_autoencoder(cfg: TrainConfig, restart: bool = False, cpu: bool = False
             model.eval()
             with torch.inference_mode():
                 z = model.encode(val_features[:3].to(device, torch.float32), val_windows[:3].to(device) != pad)
-                texts = CosmosPipeline(encoder, model).decode(z)
+                texts = CosmosPipeline(encoder, model).to(device).decode(z)
             model.train()
             log.write(step=done, event="eval", val_accuracy=val_acc, reconstructions=texts,
                       minutes=round((time.perf_counter() - began) / 60, 3))
             tqdm.write(f"step {done}: held-out token accuracy {val_acc:.4f} | {texts[0][:80]!r}")
         if done % loop.save_every == 0 or done == optim.steps:
-            save_state(out_dir / "state", done, model, optimizer)
+            save_state(out_dir / "state", done, model, optimizer, extra={"fingerprint": fingerprint})
 
     # 4. an autoencoder-only pipeline folder for the next stages
     pipeline_dir = out_dir / "pipeline"

@@ -3,7 +3,8 @@
 Each text is tokenised once (``Dataset.map``, batched), cut into windows of L - 2 tokens with
 ``stride`` (overlap lets a small corpus yield more distinct windows), and framed as
 ``[CLS] window [SEP] [PAD]...``. Windows and features are cached under ``<run_dir>/cache/`` as
-safetensors, keyed by everything that determines them, so a rerun or a resume skips the work.
+safetensors, keyed by the sources' settings, the local files' paths, sizes and modification
+times, L, the stride and the encoder (features: by the windows' contents), so a rerun skips the work.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
 from cosmos.config import ConfigError
 from cosmos.encoder import FrozenEncoder
 
 from .config import DataConfig, DataSource
+from .loop import save_atomic
 
 
 class DataError(RuntimeError):
@@ -82,8 +84,10 @@ def load_windows(data: DataConfig, split: str, encoder: FrozenEncoder, max_lengt
     stride = data.stride or max(1, (max_length - 2) // 2)
     if stride > max_length - 2:
         raise ConfigError(f"stride {stride} exceeds the window body L - 2 = {max_length - 2}")
-    key = _cache_key([asdict(s) for s in data.sources], split_name, max_length, stride, encoder.name_or_path,
-                     encoder.vocab_size)
+    local = [(str(Path(f).resolve()), Path(f).stat().st_size, Path(f).stat().st_mtime_ns)
+             for s in data.sources for f in (s.data_files or {}).values() if Path(f).is_file()]
+    key = _cache_key([asdict(s) for s in data.sources], local, split_name, max_length, stride,
+                     encoder.name_or_path, encoder.vocab_size)
     path = cache_dir / f"windows-{split}-{key}.safetensors"
     if path.is_file():
         return load_file(str(path))["input_ids"]
@@ -94,8 +98,7 @@ def load_windows(data: DataConfig, split: str, encoder: FrozenEncoder, max_lengt
     windows = torch.cat(parts)
     if len(windows) == 0:
         raise DataError(f"split {split!r} yielded no windows: the data sources are empty")
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    save_file({"input_ids": windows.contiguous()}, str(path))
+    save_atomic({"input_ids": windows.contiguous()}, path)
     return windows
 
 
@@ -121,6 +124,5 @@ def encode_features(encoder: FrozenEncoder, windows: torch.Tensor, pad_id: int, 
         ids = windows[start:start + batch_size].to(device)
         out[start:start + len(ids)] = encoder(ids, ids != pad_id).to("cpu", torch.float16)
     if cache_path is not None:
-        cache_path.parent.mkdir(parents=True, exist_ok=True)
-        save_file({"features": out}, str(cache_path))
+        save_atomic({"features": out}, cache_path)
     return out

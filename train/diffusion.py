@@ -26,7 +26,8 @@ from cosmos.checkpoint import CheckpointError
 
 from .cli import run_cli
 from .config import TrainConfig
-from .loop import EMA, MetricsLog, batch_indices, load_state, make_optimizer, save_state, set_lr
+from .loop import (EMA, MetricsLog, batch_indices, file_digest, find_state, load_state, machine_description,
+                   make_optimizer, save_state, set_lr, stage_fingerprint)
 
 
 def denoising_loss(denoiser: CosmosDenoiser, schedule: TanDSchedule, z0: torch.Tensor, self_cond_prob: float,
@@ -71,7 +72,8 @@ def train_diffusion(cfg: TrainConfig, restart: bool = False, cpu: bool = False) 
                               f"{cfg.preset}` first")
     accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=cpu)
     device = accelerator.device
-    torch.manual_seed(cfg.seed)
+    rank = accelerator.process_index
+    torch.manual_seed(cfg.seed + rank)  # each process draws its own t, noise and self-cond mask
 
     ae_pipe = CosmosPipeline.from_pretrained(cfg.path / "autoencoder" / "pipeline")
     train_latents = load_file(str(latent_dir / "train.safetensors"))["latents"]
@@ -86,21 +88,26 @@ def train_diffusion(cfg: TrainConfig, restart: bool = False, cpu: bool = False) 
     optimizer = make_optimizer(denoiser, stage.optim)
     schedule = TanDSchedule(cfg.schedule)
 
+    # the latents (and so the autoencoder) a saved state was trained on must be the current ones
+    fingerprint = stage_fingerprint(cfg, denoiser=cfg.denoiser, schedule=cfg.schedule, stage=cfg.diffusion_stage,
+                                    latent_stats=file_digest(latent_dir / "stats.safetensors"))
     start = 0
-    if (out_dir / "state").is_dir() and not restart:
-        start = load_state(out_dir / "state", denoiser, optimizer, ema)["step"]
+    saved = find_state(out_dir / "state")
+    if saved is not None and not restart:
+        start = load_state(saved, denoiser, optimizer, ema, fingerprint=fingerprint, rank=rank)["step"]
         print(f"resuming diffusion training at step {start}")
     model, optimizer = accelerator.prepare(denoiser, optimizer)
     denoiser = accelerator.unwrap_model(model)
-    log = MetricsLog(out_dir / "metrics.jsonl", start)
-    if start == 0:
-        log.write(step=0, event="start", preset=cfg.preset, train_latents=len(train_latents),
+    log = MetricsLog(out_dir / "metrics.jsonl", start) if accelerator.is_main_process else None
+    if log is not None and start == 0:
+        log.write(step=0, event="start", preset=cfg.preset, machine=machine_description(),
+                  processes=accelerator.num_processes, train_latents=len(train_latents),
                   params=sum(p.numel() for p in denoiser.parameters()))
     z_val = denoiser.normalize(val_latents.to(device))
 
     optim, loop = stage.optim, stage.loop
     self_cond_prob = stage.self_cond_prob if denoiser.cfg.self_condition else 0.0
-    began = time.perf_counter() - 60 * log.minutes_done
+    began = time.perf_counter() - 60 * (log.minutes_done if log else 0.0)
     last_log = time.perf_counter()
     denoiser.train()
     bar = tqdm(range(start, optim.steps), initial=start, total=optim.steps, desc="diffusion", unit="step")
@@ -121,7 +128,7 @@ def train_diffusion(cfg: TrainConfig, restart: bool = False, cpu: bool = False) 
             continue
         if done % loop.log_every == 0 or done == optim.steps:
             now = time.perf_counter()
-            log.write(step=done, loss=loss.item(), lr=optim.lr_at(step),
+            log.write(step=done, loss=loss.item(), lr=optim.lr_at(step),  # global batch: all processes
                       samples_per_s=round(loop.log_every * optim.batch_size / max(now - last_log, 1e-9), 1),
                       minutes=round((now - began) / 60, 3))
             last_log = now
@@ -139,7 +146,7 @@ def train_diffusion(cfg: TrainConfig, restart: bool = False, cpu: bool = False) 
             tqdm.write(f"step {done}: val loss {record['val_loss']:.4f} (EMA {record['ema_val_loss']:.4f}) | "
                        f"{texts[0][:80]!r}")
         if done % loop.save_every == 0 or done == optim.steps:
-            save_state(out_dir / "state", done, denoiser, optimizer, ema)
+            save_state(out_dir / "state", done, denoiser, optimizer, ema, extra={"fingerprint": fingerprint})
 
     pipeline_dir = cfg.path / "pipeline"
     accelerator.wait_for_everyone()

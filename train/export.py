@@ -13,12 +13,12 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import platform
 import sys
 from dataclasses import replace
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 
 from cosmos import CheckpointError, CosmosPipeline
 from cosmos.config import ConfigError
@@ -27,7 +27,6 @@ from .autoencoder import reconstruction_accuracy
 from .config import TrainConfig, load_config
 from .data import DataError, load_windows
 
-MACHINE = f"{platform.machine()} CPU, {torch.get_num_threads()} threads, torch {torch.__version__}"
 
 
 def _read_log(path: Path) -> list[dict]:
@@ -69,6 +68,9 @@ def write_card(out: Path, cfg: TrainConfig, pipe: CosmosPipeline, accuracy: dict
     ae_cfg, den_cfg = pipe.autoencoder.cfg, pipe.denoiser.cfg
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     size_mb = sum(f.stat().st_size for f in out.rglob("*.safetensors")) / 2 ** 20
+    largest = max(load_file(str(next(out.rglob("*.safetensors")))).values(), key=lambda t: t.numel())
+    precision = str(largest.dtype).replace("torch.", "")
+    machine = next((r["machine"] for r in ae_log if "machine" in r), "not recorded")
     ratio = ae_cfg.max_length // ae_cfg.num_latents
     acc_rows = "\n".join(f"| {name} | {r['windows']} | {r['accuracy']:.4f} |" for name, r in accuracy.items())
     sample_rows = "\n".join(f"| {seed} | {text.replace('|', '&#124;')} |" for seed, text in samples)
@@ -88,7 +90,7 @@ repository's `train/` (preset `{cfg.preset}`). Load it with
 | compressor / decoder | {ae_cfg.compressor_layers} / {ae_cfg.decoder_layers} blocks, locality bias {ae_cfg.locality_bias}, head over {ae_cfg.output_vocab_size} tokens |
 | denoiser | {den_cfg.num_layers} blocks x {den_cfg.latent_dim}, {den_cfg.num_heads} heads, self-conditioning {den_cfg.self_condition} |
 | parameters | autoencoder {count(pipe.autoencoder) / 1e6:.1f}M, denoiser {count(pipe.denoiser) / 1e6:.1f}M (encoder not included) |
-| weights on disk | {size_mb:.1f} MB (fp16 safetensors) |
+| weights on disk | {size_mb:.1f} MB ({precision} safetensors; loads as float32) |
 | schedule / sampler | tan-d, d = {pipe.schedule.d}; {pipe.sampling.sampler} with {pipe.sampling.steps} steps down to t = {pipe.sampling.t_end} |
 
 ## Data and licenses
@@ -104,7 +106,7 @@ repository's `train/` (preset `{cfg.preset}`). Load it with
 | autoencoder | {ae['steps']} | {cfg.autoencoder_stage.optim.batch_size} | {ae['minutes']:.1f} |
 | diffusion | {dm['steps']} | {cfg.diffusion_stage.optim.batch_size} | {dm['minutes']:.1f} |
 
-Machine: {MACHINE}. Optimiser: AdamW, peak LR {cfg.autoencoder_stage.optim.lr} (autoencoder) /
+Training machine: {machine}. Optimiser: AdamW, peak LR {cfg.autoencoder_stage.optim.lr} (autoencoder) /
 {cfg.diffusion_stage.optim.lr} (diffusion), warmup then cosine / constant; EMA {cfg.diffusion_stage.ema_decay}.
 
 Autoencoder held-out token accuracy during training (validation windows, clean):

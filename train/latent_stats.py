@@ -12,7 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from cosmos import CosmosPipeline
@@ -21,6 +20,7 @@ from cosmos.normalization import MomentAccumulator
 from .cli import run_cli
 from .config import TrainConfig
 from .data import cached_features, load_windows
+from .loop import save_atomic
 
 
 @torch.inference_mode()
@@ -47,12 +47,12 @@ def compute_latent_stats(cfg: TrainConfig, cpu: bool = False) -> Path:
         windows = load_windows(data, split, pipe.encoder, pipe.max_length, cfg.path / "cache")
         features = cached_features(pipe.encoder, windows, cfg.path / "cache", device=pipe.device)
         latents = compress_windows(pipe, windows, features)
-        save_file({"latents": latents.contiguous(), "input_ids": windows.contiguous()}, str(out_dir / f"{split}.safetensors"))
+        save_atomic({"latents": latents.contiguous(), "input_ids": windows.contiguous()}, out_dir / f"{split}.safetensors")
         if split == "train":
             acc = MomentAccumulator(tuple(latents.shape[1:]))
             acc.update(latents)
             mean, std = acc.mean_std(min_var=1e-6)
-            save_file({"mean": mean, "std": std}, str(out_dir / "stats.safetensors"))
+            save_atomic({"mean": mean, "std": std}, out_dir / "stats.safetensors")
         print(f"{split}: {len(latents)} latents of shape {tuple(latents.shape[1:])}")
     return out_dir
 

@@ -1,9 +1,10 @@
 """What both training stages share: batch order, optimiser, resumable state, EMA, metrics log.
 
 Resumable state is safetensors + JSON (no pickle): model (and EMA) weights, the AdamW moments,
-and the RNG state, written atomically every ``save_every`` steps. The batch order is a pure
-function of (seed, step), so an interrupted run resumed from its last state continues exactly
-as the uninterrupted run would have.
+the RNG states and a fingerprint of the config and inputs, written atomically every ``save_every``
+steps. The batch order is a pure function of (seed, step), so an interrupted single-process run
+resumed from its last state continues exactly as the uninterrupted run would have; a state made
+for another config or other inputs is refused (``--restart`` starts over).
 """
 
 from __future__ import annotations
@@ -31,6 +32,20 @@ def batch_indices(num_items: int, batch_size: int, step: int, seed: int) -> torc
     return order[offset * batch_size:(offset + 1) * batch_size]
 
 
+def stage_fingerprint(cfg, **parts: Any) -> dict[str, Any]:
+    """What a resumable state depends on (configs as plain JSON values, input digests, the seed)."""
+    import dataclasses
+    plain = {k: dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for k, v in parts.items()}
+    return json.loads(json.dumps({**plain, "seed": cfg.seed}))
+
+
+def machine_description() -> str:
+    import platform
+    if torch.cuda.is_available():
+        return f"{torch.cuda.device_count()}x {torch.cuda.get_device_name(0)}, torch {torch.__version__}"
+    return f"{os.cpu_count()}-core {platform.machine()} CPU, {torch.get_num_threads()} threads, torch {torch.__version__}"
+
+
 def make_optimizer(model: torch.nn.Module, optim: OptimConfig) -> torch.optim.AdamW:
     params = [p for p in model.parameters() if p.requires_grad]
     return torch.optim.AdamW(params, lr=optim.lr, betas=optim.betas, eps=optim.eps,
@@ -43,17 +58,24 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
 
 
 class EMA:
-    """Exponential moving average of a model's floating-point parameters (used for sampling)."""
+    """Exponential moving average of a model's floating-point parameters (used for sampling).
+
+    The decay warms up as min(decay, (1 + n) / (10 + n)) after n updates, so a short run's average
+    does not keep a noticeable share of the random initialisation (0.999^3000 would keep 5%).
+    """
 
     def __init__(self, model: torch.nn.Module, decay: float):
         self.decay = decay
+        self.num_updates = 0
         self.shadow = {k: v.detach().clone().float() for k, v in model.state_dict().items()}
 
     @torch.no_grad()
     def update(self, model: torch.nn.Module) -> None:
+        decay = min(self.decay, (1 + self.num_updates) / (10 + self.num_updates))
+        self.num_updates += 1
         for k, v in model.state_dict().items():
             if v.is_floating_point():
-                self.shadow[k].lerp_(v.float(), 1.0 - self.decay)
+                self.shadow[k].lerp_(v.float(), 1.0 - decay)
             else:
                 self.shadow[k].copy_(v)
 
@@ -80,9 +102,46 @@ def _optimizer_from_tensors(tensors: dict[str, torch.Tensor], meta: dict[str, An
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
+def save_atomic(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
+    """safetensors written to a temp name and renamed, so a kill mid-write never leaves a torn file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata=metadata)
+    os.replace(tmp, path)
+
+
+def file_digest(path: Path) -> str:
+    """Content hash of a (weights or statistics) file, to tie a resumed state to its inputs."""
+    import hashlib
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def _rng_state() -> dict[str, torch.Tensor]:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state.update({f"cuda{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())})
+    return state
+
+
+def _set_rng_state(state: dict[str, torch.Tensor]) -> None:
+    torch.set_rng_state(state["torch"])
+    cuda = [state[f"cuda{i}"] for i in range(len(state)) if f"cuda{i}" in state]
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)
+
+
 def save_state(folder: Path, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-               ema: EMA | None = None, extra: dict[str, Any] | None = None) -> None:
-    """Write ``folder`` atomically (a temp folder renamed over it), so a kill mid-save loses nothing."""
+               ema: EMA | None = None, extra: dict[str, Any] | None = None, rank: int = 0) -> None:
+    """Write ``folder`` atomically (a temp folder renamed over it), so a kill mid-save loses nothing.
+
+    ``extra`` should hold a ``fingerprint`` (config + inputs) that :func:`load_state` checks.
+    CPU and CUDA RNG states are saved for ``rank``; a resume is bit-exact for a single process. (With
+    several processes only the main one saves, so the others resume with their seeded streams.)
+    """
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -91,8 +150,8 @@ def save_state(folder: Path, step: int, model: torch.nn.Module, optimizer: torch
     save_file({k: v.cpu() for k, v in opt_tensors.items()}, str(tmp / "optimizer.safetensors"))
     if ema is not None:
         save_file({k: v.contiguous() for k, v in ema.shadow.items()}, str(tmp / "ema.safetensors"))
-    save_file({"torch": torch.get_rng_state()}, str(tmp / "rng.safetensors"))
-    meta = {"step": step, "optimizer": opt_meta, **(extra or {})}
+    save_file(_rng_state(), str(tmp / f"rng-{rank}.safetensors"))
+    meta = {"step": step, "optimizer": opt_meta, "ema_updates": ema.num_updates if ema else None, **(extra or {})}
     (tmp / "state.json").write_text(json.dumps(meta, indent=1))
     old = folder.with_name(folder.name + ".old")
     shutil.rmtree(old, ignore_errors=True)
@@ -102,16 +161,41 @@ def save_state(folder: Path, step: int, model: torch.nn.Module, optimizer: torch
     shutil.rmtree(old, ignore_errors=True)
 
 
+def find_state(folder: Path) -> Path | None:
+    """The saved state, or the previous one if a kill hit between the two renames of a save."""
+    for candidate in (folder, folder.with_name(folder.name + ".old")):
+        if (candidate / "state.json").is_file():
+            return candidate
+    return None
+
+
 def load_state(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-               ema: EMA | None = None) -> dict[str, Any]:
-    """Restore what :func:`save_state` wrote; returns its JSON (``step`` = steps already done)."""
+               ema: EMA | None = None, fingerprint: dict[str, Any] | None = None, rank: int = 0) -> dict[str, Any]:
+    """Restore what :func:`save_state` wrote; returns its JSON (``step`` = steps already done).
+
+    Raises CheckpointError if the state was written for another config or other inputs.
+    """
+    from cosmos.checkpoint import CheckpointError
+
     meta = json.loads((folder / "state.json").read_text())
-    model.load_state_dict(load_file(str(folder / "model.safetensors")))
-    optimizer.load_state_dict(_optimizer_from_tensors(load_file(str(folder / "optimizer.safetensors")),
-                                                      meta.pop("optimizer")))
-    if ema is not None:
-        ema.shadow = load_file(str(folder / "ema.safetensors"))
-    torch.set_rng_state(load_file(str(folder / "rng.safetensors"))["torch"])
+    if fingerprint is not None and meta.get("fingerprint") != fingerprint:
+        saved = meta.get("fingerprint") or {}
+        changed = sorted(k for k in set(saved) | set(fingerprint) if saved.get(k) != fingerprint.get(k))
+        raise CheckpointError(f"the saved state in {folder} was made with a different {', '.join(changed)}; "
+                              "rerun with --restart to start this stage over")
+    device = next(model.parameters()).device
+    try:
+        model.load_state_dict(load_file(str(folder / "model.safetensors"), device=str(device)))
+        optimizer.load_state_dict(_optimizer_from_tensors(load_file(str(folder / "optimizer.safetensors")),
+                                                          meta.pop("optimizer")))
+        if ema is not None:
+            ema.shadow = load_file(str(folder / "ema.safetensors"), device=str(device))
+            ema.num_updates = meta.get("ema_updates") or 0
+        rng = folder / f"rng-{rank}.safetensors"
+        if rng.is_file():  # only the main process saves: other ranks keep their (seed + rank) streams
+            _set_rng_state(load_file(str(rng)))
+    except (OSError, RuntimeError, KeyError, ValueError) as err:
+        raise CheckpointError(f"cannot resume from {folder} ({err}); rerun with --restart") from err
     return meta
 
 
