@@ -20,7 +20,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 
@@ -34,6 +34,9 @@ from .sampling import Step, get_sampler, invert_ddim
 from .schedule import TanDSchedule
 
 INTERPOLATION_METHODS = ("lerp", "slerp", "noise")
+
+ProgressCallback = Callable[[int, int], None]
+"""Called after every sampler step with (steps done, steps in total) across all batch chunks."""
 
 
 class TextTruncatedWarning(UserWarning):
@@ -56,6 +59,7 @@ class TrajectoryStep:
     token_ids: torch.Tensor  # (B, L) decoded x0 estimate (tokenizer ids, before cutting at [SEP])
     texts: list[str]        # decoded x0 estimate
     sample_texts: list[str] | None = None  # last step only: the final sample, as generate() returns it
+    sample_latents: torch.Tensor | None = None  # last step only: (B, N, d) final latents, autoencoder space
 
 
 @dataclass
@@ -212,17 +216,27 @@ class CosmosPipeline:
         dtype = self.autoencoder.head.weight.dtype
         return self.autoencoder.logits_to_token_ids(self.autoencoder.decode(latents.to(self.device, dtype)))
 
+    def _kept_positions(self, row: list[int]) -> list[int]:
+        """Positions of a decoded row that make its text: after a leading [CLS], before the first
+        [SEP], without [PAD] / [CLS] / [MASK]."""
+        cfg = self.autoencoder.cfg
+        start = 1 if row and row[0] == cfg.cls_token_id else 0
+        end = row.index(cfg.sep_token_id, start) if cfg.sep_token_id in row[start:] else len(row)
+        dropped = (cfg.pad_token_id, cfg.cls_token_id, cfg.mask_token_id)
+        return [j for j in range(start, end) if row[j] not in dropped]
+
+    def ids_to_tokens(self, token_ids: torch.Tensor) -> list[list[tuple[int, str]]]:
+        """Per row, (position, wordpiece) of the tokens :meth:`ids_to_texts` turns into text."""
+        rows = token_ids.tolist()
+        return [[(j, self.encoder.tokenizer.convert_ids_to_tokens(row[j])) for j in self._kept_positions(row)]
+                for row in rows]
+
     def ids_to_texts(self, token_ids: torch.Tensor) -> list[str]:
         """Cut each row at its first [SEP] (after a leading [CLS]) and detokenise."""
-        cfg = self.autoencoder.cfg
         texts = []
         for row in token_ids.tolist():
-            if row and row[0] == cfg.cls_token_id:
-                row = row[1:]
-            if cfg.sep_token_id in row:
-                row = row[: row.index(cfg.sep_token_id)]
-            row = [t for t in row if t not in (cfg.pad_token_id, cfg.cls_token_id, cfg.mask_token_id)]
-            texts.append(self.encoder.tokenizer.decode(row, skip_special_tokens=False,
+            kept = [row[j] for j in self._kept_positions(row)]
+            texts.append(self.encoder.tokenizer.decode(kept, skip_special_tokens=False,
                                                        clean_up_tokenization_spaces=True).strip())
         return texts
 
@@ -260,6 +274,22 @@ class CosmosPipeline:
                                     generator=generator, t_start=t_start, t_end=self.sampling.t_end,
                                     self_condition=denoiser.cfg.self_condition)
 
+    def _denoise_chunked(self, z_start: torch.Tensor, steps: int, sampler: str, generator: torch.Generator,
+                         t_start: float = 1.0, progress: ProgressCallback | None = None) -> torch.Tensor:
+        """Run the sampler to its end on chunks of ``sampling.batch_size``; returns the final z (B, N, d),
+        normalised space. ``progress(done, total)`` is called after every step."""
+        chunk = self.sampling.batch_size
+        starts = range(0, z_start.shape[0], chunk)
+        total, done, finals = steps * len(starts), 0, []
+        for start in starts:
+            last = None
+            for last in self._denoise(z_start[start:start + chunk], steps, sampler, generator, t_start):
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+            finals.append(last.z_t)
+        return torch.cat(finals)
+
     @staticmethod
     def _generator(seed: int | None) -> torch.Generator:
         g = torch.Generator()
@@ -274,19 +304,14 @@ class CosmosPipeline:
 
     @torch.inference_mode()
     def generate(self, num: int = 1, steps: int | None = None, sampler: str | None = None,
-                 seed: int | None = None) -> GenerationOutput:
+                 seed: int | None = None, progress: ProgressCallback | None = None) -> GenerationOutput:
         """Unconditional samples: noise -> ``steps`` sampler steps -> decode. Same seed, same texts."""
         num = _check_int("num", num, 1)
         steps, sampler = self._sampler_settings(steps, sampler)
         generator = self._generator(seed)
         z_T = self._prior(num, generator)
-        chunks = []
-        for start in range(0, num, self.sampling.batch_size):
-            last = None
-            for last in self._denoise(z_T[start:start + self.sampling.batch_size], steps, sampler, generator):
-                pass
-            chunks.append(self._require_denoiser().denormalize(last.z_t))
-        latents = torch.cat(chunks)
+        z = self._denoise_chunked(z_T, steps, sampler, generator, progress=progress)
+        latents = self._require_denoiser().denormalize(z)
         return GenerationOutput(self.decode(latents), latents)
 
     @torch.inference_mode()
@@ -300,12 +325,13 @@ class CosmosPipeline:
         for step in self._denoise(self._prior(num, generator), steps, sampler, generator):
             x0 = denoiser.denormalize(step.x0_hat)
             ids = self.decode_token_ids(x0)
-            final = self.decode(denoiser.denormalize(step.z_t)) if step.i == steps - 1 else None
-            yield TrajectoryStep(step.i, steps, step.t, step.z_t, x0, ids, self.ids_to_texts(ids), final)
+            final = denoiser.denormalize(step.z_t) if step.i == steps - 1 else None
+            yield TrajectoryStep(step.i, steps, step.t, step.z_t, x0, ids, self.ids_to_texts(ids),
+                                 None if final is None else self.decode(final), final)
 
     @torch.inference_mode()
     def interpolate(self, text_a: str, text_b: str, k: int = 8, method: str = "slerp",
-                    steps: int | None = None) -> InterpolationOutput:
+                    steps: int | None = None, progress: ProgressCallback | None = None) -> InterpolationOutput:
         """Decode ``k`` points on a path between two texts' latents.
 
         lerp / slerp: straight or spherical (per latent vector) paths in latent space.
@@ -330,15 +356,14 @@ class CosmosPipeline:
                                 t_end=self.sampling.t_end, self_condition=denoiser.cfg.self_condition)
             flat = noise.flatten(1)                                            # (2, N * d)
             z_T = torch.stack([slerp(flat[0], flat[1], w) for w in weights]).view(k, *self.latent_shape)
-            last = None
-            for last in self._denoise(z_T, steps, "ddim", self._generator(0)):
-                pass
-            latents = denoiser.denormalize(last.z_t)
+            latents = denoiser.denormalize(self._denoise_chunked(z_T, steps, "ddim", self._generator(0),
+                                                                 progress=progress))
         return InterpolationOutput(weights, self.decode(latents), latents)
 
     @torch.inference_mode()
     def vary(self, text: str, strength: float = 0.5, num: int = 4, steps: int | None = None,
-             sampler: str | None = None, seed: int | None = None) -> GenerationOutput:
+             sampler: str | None = None, seed: int | None = None,
+             progress: ProgressCallback | None = None) -> GenerationOutput:
         """Variations of a text (SDEdit, Meng et al. 2022): noise its latent to time t, then denoise.
 
         t = t_end + strength (1 - t_end); strength 1 starts from pure noise (the text is forgotten).
@@ -358,8 +383,6 @@ class CosmosPipeline:
         z0 = denoiser.normalize(self.encode(texts)).expand(num, -1, -1)  # (num, N, d)
         t = torch.full((num,), t_start)
         z_t = self.schedule.add_noise(z0.cpu(), t, torch.randn(z0.shape, generator=generator))
-        last = None
-        for last in self._denoise(z_t, max(1, round(strength * steps)), sampler, generator, t_start=t_start):
-            pass
-        latents = denoiser.denormalize(last.z_t)
+        z = self._denoise_chunked(z_t, max(1, round(strength * steps)), sampler, generator, t_start, progress)
+        latents = denoiser.denormalize(z)
         return GenerationOutput(self.decode(latents), latents)

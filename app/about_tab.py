@@ -1,0 +1,70 @@
+"""About tab: what is loaded (config, sizes, data, the model card's measured metrics), how to train one."""
+
+from __future__ import annotations
+
+import re
+
+import gradio as gr
+
+from .context import Playground
+
+TRAIN_YOUR_OWN = """
+## Train your own
+One command per stage (presets in `train/configs/`: `tiny` for a smoke test, `cpu-small` for this
+app's default, `paper-base` for GPUs):
+```bash
+python -m train.autoencoder  --config cpu-small
+python -m train.latent_stats --config cpu-small
+python -m train.diffusion    --config cpu-small
+python -m train.export       --config cpu-small --out my-cosmos
+python -m train.latent_map   --pipeline my-cosmos       # the map this app draws
+python app.py --checkpoint my-cosmos                    # or COSMOS_CHECKPOINT=my-cosmos python app.py
+```
+A folder or a Hugging Face hub id works as the checkpoint.
+"""
+
+
+def _params(module) -> str:
+    return f"{sum(p.numel() for p in module.parameters()) / 1e6:.1f}M" if module is not None else "none"
+
+
+def summary_rows(pg: Playground) -> list[tuple[str, str]]:
+    pipe, ae = pg.pipe, pg.pipe.autoencoder.cfg
+    weights = sum(f.stat().st_size for f in pg.folder.rglob("*.safetensors") if "latent_map" not in f.parts)
+    n, d = pipe.latent_shape
+    rows = [("checkpoint", f"`{pg.source}`"),
+            ("frozen encoder", f"`{ae.encoder}` (width {ae.hidden_size}, vocabulary {ae.vocab_size:,})"),
+            ("compression", f"L = {ae.max_length} tokens -> N = {n} latents of width {d} "
+                            f"({ae.max_length // n}x fewer vectors)"),
+            ("parameters", f"autoencoder {_params(pipe.autoencoder)}, denoiser {_params(pipe.denoiser)} "
+                           "(frozen encoder not counted)"),
+            ("weights on disk", f"{weights / 2**20:.1f} MB"),
+            ("sampling defaults", f"{pipe.sampling.sampler}, {pipe.sampling.steps} steps, tan-d schedule "
+                                  f"d = {pipe.schedule.config.d:g}, down to t = {pipe.sampling.t_end:g}"),
+            ("latent map", f"{len(pg.latent_map.texts)} points" if pg.latent_map else f"none ({pg.map_problem})"),
+            ("loaded in", f"{pg.load_seconds:.1f} s")]
+    return rows
+
+
+def card_body(card: str) -> str:
+    """The model card without YAML front matter, its headings pushed one level down."""
+    card = re.sub(r"\A---\n.*?\n---\n", "", card, flags=re.S)
+    return re.sub(r"^(#+) ", lambda m: "#" + m.group(1) + " ", card, flags=re.M)
+
+
+def limitations(card: str) -> str | None:
+    """The card's '**Limitations.**' paragraph, if it has one (shown at the top of the app)."""
+    match = re.search(r"^\*\*Limitations\.\*\*.*$", card, flags=re.M)
+    return match.group(0) if match else None
+
+
+def about_markdown(pg: Playground) -> str:
+    table = "\n".join(["| | |", "|---|---|", *[f"| {k} | {v} |" for k, v in summary_rows(pg)]])
+    card = card_body(pg.card) if pg.card else "*This checkpoint has no model card (README.md).*"
+    return (f"## What is loaded\n{table}\n\n## Model card\n{card}\n{TRAIN_YOUR_OWN}\n"
+            "## Method\nCosmos: *Compressed and Smooth Latent Space for Text Diffusion Modeling* (Meshchaninov et "
+            "al., NeurIPS 2025, [arXiv 2506.21170](https://arxiv.org/abs/2506.21170)).")
+
+
+def build(pg: Playground) -> None:
+    gr.Markdown(about_markdown(pg))

@@ -1,0 +1,106 @@
+"""What every tab works on: the loaded pipeline, its model card, its latent map, and the request limits."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+import torch
+
+from cosmos import CosmosPipeline
+from cosmos.checkpoint import resolve_pretrained
+from cosmos.projection import LatentMap, LatentMapError, autoencoder_fingerprint
+
+log = logging.getLogger("cosmos.app")
+
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "assets" / "cosmos-cpu-small"
+CHECKPOINT_ENV = "COSMOS_CHECKPOINT"
+
+SAMPLERS = {"sde": "SDE (Euler-Maruyama, the paper's default)", "ddim": "DDIM (deterministic)"}
+INTERPOLATION_METHODS = {"slerp": "slerp (spherical, per latent vector)", "lerp": "lerp (straight line)",
+                         "noise": "noise space (DDIM-invert both ends, slerp the noises, denoise)"}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-request caps, so one request cannot hold a 2-vCPU machine for long."""
+
+    max_samples: int = 16
+    max_steps: int = 500
+    max_sample_steps: int = 16 * 200   # samples x steps in one request (~8 s on 2 CPU cores)
+    max_points: int = 16               # interpolation points
+    max_text_chars: int = 2_000        # longer input text is cut (the model reads 64-128 tokens anyway)
+    max_map_texts: int = 32            # own texts overlaid on the latent map
+
+
+@dataclass
+class Produced:
+    """What a tab last made, kept in the session (``gr.State``) for the latent map's overlays."""
+
+    texts: list[str]
+    latents: torch.Tensor              # (K, N, d) autoencoder-space latents of ``texts``
+
+
+@dataclass
+class Playground:
+    pipe: CosmosPipeline
+    source: str                        # what the user asked for: folder or hub id
+    folder: Path                       # where it was loaded from
+    card: str                          # the checkpoint's model card (README.md), "" if it has none
+    latent_map: LatentMap | None
+    map_problem: str | None            # why there is no latent map, when there is none
+    load_seconds: float
+    limits: Limits = Limits()
+
+    def check_work(self, samples: int, steps: int) -> None:
+        """Refuse requests over the samples x steps budget, saying what would fit."""
+        if samples * steps > self.limits.max_sample_steps:
+            raise gr.Error(f"{samples} samples x {steps} steps is more than this server runs per request "
+                           f"({self.limits.max_sample_steps:,} sample-steps): use at most "
+                           f"{self.limits.max_sample_steps // samples} steps for {samples} samples.")
+
+
+def checkpoint_from_env(cli_value: str | None = None) -> str:
+    """The checkpoint to load: the CLI flag, else $COSMOS_CHECKPOINT, else the embedded default."""
+    return cli_value or os.environ.get(CHECKPOINT_ENV) or str(DEFAULT_CHECKPOINT)
+
+
+def load_playground(name_or_path: str | os.PathLike, limits: Limits = Limits(),
+                    prepare_map: bool = True) -> Playground:
+    """Load a pipeline (folder or hub id) with its card and latent map; raises CheckpointError if broken.
+
+    With ``prepare_map`` a background thread refits UMAP (a few seconds) so overlays are ready when
+    first asked for; the stored map is drawable at once.
+    """
+    start = time.perf_counter()
+    folder = resolve_pretrained(name_or_path)
+    pipe = CosmosPipeline.from_pretrained(folder)
+    card_path = folder / "README.md"
+    card = card_path.read_text(encoding="utf-8", errors="replace") if card_path.is_file() else ""
+    latent_map, problem = None, None
+    try:
+        latent_map = LatentMap.load(folder, fingerprint=autoencoder_fingerprint(pipe.autoencoder))
+    except LatentMapError as err:
+        problem = str(err)
+        log.warning("no latent map: %s", problem)
+    if latent_map is not None and prepare_map:
+        threading.Thread(target=_prepare_quietly, args=(latent_map,), name="umap-refit", daemon=True).start()
+    return Playground(pipe, str(name_or_path), folder, card, latent_map, problem,
+                      time.perf_counter() - start, limits)
+
+
+def _prepare_quietly(latent_map: LatentMap) -> None:
+    """Refit in the background at low CPU priority, so requests arriving meanwhile are not slowed much."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)  # Linux: nice applies per thread
+    except (AttributeError, OSError):
+        pass
+    try:
+        latent_map.prepare()
+    except Exception:  # the map still draws; overlays will retry and report the error then
+        log.exception("UMAP refit for the latent map failed")

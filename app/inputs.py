@@ -1,0 +1,115 @@
+"""User input -> checked values, and failures -> messages a user can act on.
+
+Every handler reads its inputs through these functions, because the API (``gradio_client``) bypasses
+the UI's slider limits: anything may arrive (None, NaN, strings, huge numbers, odd unicode).
+Problems raise ``gr.Error`` (a red toast naming the field and the allowed range); recoverable ones
+(text cut to fit) show a ``gr.Warning`` and go on. ``user_facing`` wraps every handler so that no
+traceback ever reaches the page: unexpected failures are logged on the server and reported in a line.
+Messages are HTML-escaped because gradio renders toasts as HTML.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import html
+import inspect
+import logging
+import math
+import warnings
+from typing import Callable, Iterator, Sequence
+
+import gradio as gr
+
+from cosmos import CheckpointError, TextTruncatedWarning
+
+log = logging.getLogger("cosmos.app")
+
+
+def _show(value: object, limit: int = 40) -> str:
+    text = repr(value)
+    return html.escape(text if len(text) <= limit else text[:limit] + "…")
+
+
+def text(value: object, what: str, max_chars: int) -> str:
+    """A non-empty string; longer than ``max_chars`` is cut (with a warning)."""
+    if not isinstance(value, str):
+        raise gr.Error(f"{what} must be text, got {type(value).__name__}.")
+    value = value.encode("utf-8", "replace").decode("utf-8")  # lone surrogates from the API -> '?'
+    if not value.strip():
+        raise gr.Error(f"{what} is empty: type a sentence or pick an example.")
+    if len(value) > max_chars:
+        gr.Warning(f"{what} is {len(value):,} characters long; only the first {max_chars:,} are used.")
+        value = value[:max_chars]
+    return value.strip()
+
+
+def integer(value: object, what: str, low: int, high: int) -> int:
+    """A whole number in [low, high]; integral floats (what sliders send) are accepted."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise gr.Error(f"{what} must be a number, got {_show(value)}.")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise gr.Error(f"{what} must be a finite number, got {_show(value)}.")
+    if value != int(value):
+        raise gr.Error(f"{what} must be a whole number, got {_show(value)}.")
+    if not low <= value <= high:
+        raise gr.Error(f"{what} must be between {low:,} and {high:,}, got {_show(value)}.")
+    return int(value)
+
+
+def number(value: object, what: str, low: float, high: float, *, low_open: bool = False) -> float:
+    """A finite number in [low, high] (or (low, high] with ``low_open``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise gr.Error(f"{what} must be a finite number, got {_show(value)}.")
+    if value > high or value < low or (low_open and value == low):
+        bracket = "(" if low_open else "["
+        raise gr.Error(f"{what} must be in {bracket}{low:g}, {high:g}], got {_show(value)}.")
+    return float(value)
+
+
+def choice(value: object, what: str, options: Sequence[str]) -> str:
+    if not isinstance(value, str) or value not in options:
+        raise gr.Error(f"{what} must be one of {', '.join(options)}; got {_show(value)}.")
+    return value
+
+
+@contextlib.contextmanager
+def truncation_notice(max_tokens: int) -> Iterator[None]:
+    """Turn the pipeline's TextTruncatedWarning into a toast that says what was kept."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", TextTruncatedWarning)
+        yield
+    if any(issubclass(w.category, TextTruncatedWarning) for w in caught):
+        gr.Warning(f"The model reads at most {max_tokens} tokens per text: longer text was cut to its "
+                   f"first {max_tokens} tokens (the rest is ignored).")
+
+
+def _as_user_error(err: Exception, where: str) -> gr.Error:
+    if isinstance(err, gr.Error):
+        return err
+    if isinstance(err, (ValueError, TypeError, CheckpointError)):
+        return gr.Error(html.escape(str(err)))
+    log.exception("unexpected failure in %s", where)
+    return gr.Error(f"Something went wrong in {where} ({type(err).__name__}); it was logged on the server. "
+                    "Try again, or with other settings.")
+
+
+def user_facing(fn: Callable) -> Callable:
+    """Wrap a handler (function or generator) so every failure becomes a ``gr.Error`` message."""
+    where = fn.__name__.replace("_", " ")
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def wrapped_generator(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except Exception as err:
+                raise _as_user_error(err, where) from err
+        return wrapped_generator
+
+    @functools.wraps(fn)
+    def wrapped(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as err:
+            raise _as_user_error(err, where) from err
+    return wrapped

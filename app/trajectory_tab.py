@@ -1,0 +1,119 @@
+"""Denoising trajectory tab: watch one sample emerge, step by step (improved-diffusion's progressive loop).
+
+Every sampler step's x0 estimate is decoded and streamed; tokens that changed since the previous step
+are highlighted. The finished run stays in the session, so the step slider scrubs back through it
+without recomputing.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+from dataclasses import dataclass, field
+
+import gradio as gr
+import torch
+
+from . import inputs
+from .context import SAMPLERS, Playground
+from .generate_tab import MAX_SEED
+from .plots import CHANGED_COLOR, trajectory_figure
+
+CHANGED = "changed"
+
+
+@dataclass
+class Trajectory:
+    """One finished (or running) denoising run of a single sample."""
+
+    steps: int
+    sampler: str
+    seed: int
+    pieces: list[list[tuple[str, bool]]] = field(default_factory=list)  # per step: (wordpiece, changed)
+    changed: list[int] = field(default_factory=list)      # per step: tokens changed since the previous step
+    sigmas: list[float] = field(default_factory=list)     # per step: σ(t) after the step
+    x0: list[torch.Tensor] = field(default_factory=list)  # per step: (N, d) x0 estimate, autoencoder space
+    distance: list[float] | None = None                   # per step: ‖x0_i − z_final‖ / ‖z_final‖
+    final_text: str = ""
+    final_latent: torch.Tensor | None = None               # (N, d)
+
+    def highlighted(self, i: int) -> list[tuple[str, str | None]]:
+        """Step i's text for ``gr.HighlightedText``: wordpieces joined, changed ones labelled."""
+        out = []
+        for k, (piece, changed) in enumerate(self.pieces[i]):
+            text = piece[2:] if piece.startswith("##") else (piece if k == 0 else " " + piece)
+            out.append((text, CHANGED if changed else None))
+        return out or [("(empty: [SEP] came first)", None)]
+
+    def figure(self, marker: int | None = None):
+        return trajectory_figure(range(len(self.changed)), self.changed, self.sigmas, self.distance,
+                                 self.steps, marker)
+
+    def caption(self, i: int) -> str:
+        return (f"step **{i + 1} / {self.steps}** · σ(t) = {self.sigmas[i]:.3f} · "
+                f"{self.changed[i]} token(s) changed")
+
+
+def _record_step(run: Trajectory, pieces: list[tuple[int, str]], prev_ids: list[int] | None,
+                 ids: list[int], sigma: float, x0: torch.Tensor) -> None:
+    flags = [(piece, prev_ids is None or prev_ids[j] != ids[j]) for j, piece in pieces]
+    run.pieces.append(flags)
+    run.changed.append(sum(changed for _, changed in flags))
+    run.sigmas.append(sigma)
+    run.x0.append(x0)
+
+
+@inputs.user_facing
+def run_trajectory(pg: Playground, steps: float, sampler: str, seed: float):
+    """Stream one sample's denoising: yields (highlighted text, figure, slider, caption, finished run)."""
+    steps = inputs.integer(steps, "Steps", 1, pg.limits.max_steps)
+    sampler = inputs.choice(sampler, "Sampler", list(SAMPLERS))
+    seed = inputs.integer(seed, "Seed", 0, MAX_SEED)
+    run = Trajectory(steps, sampler, seed)
+    prev_ids = None
+    hidden_slider = gr.Slider(visible=False)
+    for step in pg.pipe.trajectory(1, steps=steps, sampler=sampler, seed=seed):
+        ids = step.token_ids[0].tolist()
+        sigma = float(pg.pipe.schedule.sigma(torch.tensor(step.t)))
+        _record_step(run, pg.pipe.ids_to_tokens(step.token_ids[:1])[0], prev_ids, ids, sigma, step.x0_hat[0])
+        prev_ids = ids
+        if step.sample_latents is None:
+            yield run.highlighted(step.i), run.figure(), hidden_slider, run.caption(step.i), gr.skip()
+    final = step.sample_latents[0]                                             # (N, d)
+    run.final_text, run.final_latent = step.sample_texts[0], final
+    scale = float(final.norm()) or 1.0
+    run.distance = [float((x0 - final).norm()) / scale for x0 in run.x0]
+    last = steps - 1
+    slider = gr.Slider(minimum=1, maximum=steps, value=steps, step=1, visible=True, interactive=True,
+                       label="Scrub through the steps (no recomputation)")
+    caption = run.caption(last) + f"<br>final sample: {html.escape(run.final_text) or '(empty)'}"
+    yield run.highlighted(last), run.figure(marker=last), slider, caption, run
+
+
+@inputs.user_facing
+def show_step(run: Trajectory | None, step: float):
+    """Redraw a stored run at step ``step`` (1-based, as the slider shows it)."""
+    if run is None:
+        raise gr.Error("Run a trajectory first: there is nothing to scrub through yet.")
+    i = inputs.integer(step, "Step", 1, run.steps) - 1
+    return run.highlighted(i), run.figure(marker=i), run.caption(i)
+
+
+def build(pg: Playground, run_state: gr.State) -> None:
+    gr.Markdown("Each step, the denoiser estimates the clean latent x0 from the noisy one; here that "
+                "estimate is decoded to text after every step. Tokens that changed since the previous "
+                "step are highlighted.")
+    with gr.Row():
+        steps = gr.Slider(1, pg.limits.max_steps, value=50, step=1, label="Steps")
+        sampler = gr.Radio([(label, key) for key, label in SAMPLERS.items()], value="sde", label="Sampler")
+        seed = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed")
+    run_button = gr.Button("Run the trajectory", variant="primary")
+    caption = gr.Markdown()
+    text = gr.HighlightedText(label="decoded x0 estimate", color_map={CHANGED: CHANGED_COLOR},
+                              show_legend=True, combine_adjacent=False)
+    slider = gr.Slider(1, 2, value=1, step=1, visible=False, label="Scrub through the steps")
+    figure = gr.Plot(label="per-step quantities")
+    run_button.click(functools.partial(run_trajectory, pg), [steps, sampler, seed],
+                     [text, figure, slider, caption, run_state], api_name="trajectory")
+    slider.input(show_step, [run_state, slider], [text, figure, caption], api_name="trajectory_step",
+                 trigger_mode="always_last")

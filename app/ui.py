@@ -1,0 +1,48 @@
+"""The whole playground: one ``gr.Blocks`` with a tab per module, a queue, and the session states
+that let the latent map overlay the other tabs' results."""
+
+from __future__ import annotations
+
+import html
+
+import gradio as gr
+
+from . import about_tab, generate_tab, interpolate_tab, latent_map_tab, trajectory_tab, vary_tab
+from .context import Playground
+
+CONCURRENCY = 1        # model calls at a time: torch already uses every core of a 2-vCPU Space
+QUEUE_SIZE = 64        # requests waiting beyond this are refused with "queue full"
+CSS = ".gradio-container {max-width: 1200px !important}"
+
+
+def header(pg: Playground) -> str:
+    lines = ["# Cosmos playground",
+             "Text diffusion in a compressed, smooth latent space ([Cosmos, arXiv 2506.21170]"
+             "(https://arxiv.org/abs/2506.21170)): a frozen encoder's features are compressed to "
+             f"{pg.pipe.latent_shape[0]} latent vectors, a diffusion model generates in that space, and a "
+             f"decoder turns latents back into up to {pg.pipe.max_length} tokens at once.",
+             f"Checkpoint: `{html.escape(pg.source)}`."]
+    note = about_tab.limitations(pg.card)
+    if note:
+        lines.append(f"> {note}")
+    return "\n\n".join(lines)
+
+
+def build_demo(pg: Playground) -> gr.Blocks:
+    with gr.Blocks(title="Cosmos playground", analytics_enabled=False) as demo:
+        gr.Markdown(header(pg))
+        generated, interpolation, trajectory, variations = (gr.State(None) for _ in range(4))
+        with gr.Tabs():
+            with gr.Tab("Generate", id="generate"):
+                generate_tab.build(pg, generated)
+            with gr.Tab("Denoising trajectory", id="trajectory"):
+                trajectory_tab.build(pg, trajectory)
+            with gr.Tab("Interpolate", id="interpolate"):
+                interpolate_tab.build(pg, interpolation)
+            with gr.Tab("Latent map", id="latent-map"):
+                latent_map_tab.build(pg, generated, interpolation, trajectory, variations)
+            with gr.Tab("Vary / edit", id="vary"):
+                vary_tab.build(pg, variations)
+            with gr.Tab("About", id="about"):
+                about_tab.build(pg)
+    return demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)

@@ -1,0 +1,66 @@
+"""Vary / edit tab: noise a text's latent part of the way and denoise it into variations (SDEdit)."""
+
+from __future__ import annotations
+
+import functools
+import time
+
+import gradio as gr
+import torch
+
+from . import inputs
+from .context import SAMPLERS, Playground, Produced
+from .generate_tab import MAX_SEED
+
+EXAMPLES = [["Once upon a time, a little girl found a shiny stone in the garden.", 0.4, 4, 100, "sde", 0],
+            ["It is a truth that the whale is the largest creature in the sea.", 0.7, 4, 100, "ddim", 1]]
+
+
+@inputs.user_facing
+def vary(pg: Playground, text: str, strength: float, num: float, steps: float, sampler: str, seed: float,
+         progress: gr.Progress = gr.Progress()) -> tuple[list[list], str, Produced]:
+    """Rows (kind, text): the autoencoder's reconstruction, then ``num`` variations."""
+    lim = pg.limits
+    text = inputs.text(text, "Text", lim.max_text_chars)
+    strength = inputs.number(strength, "Strength", 0.0, 1.0, low_open=True)
+    num = inputs.integer(num, "Number of variations", 1, lim.max_samples)
+    steps = inputs.integer(steps, "Steps", 1, lim.max_steps)
+    sampler = inputs.choice(sampler, "Sampler", list(SAMPLERS))
+    seed = inputs.integer(seed, "Seed", 0, MAX_SEED)
+    pg.check_work(num, steps)
+    start = time.perf_counter()
+    with inputs.truncation_notice(pg.pipe.max_length):
+        original = pg.pipe.encode([text])                                     # (1, N, d)
+        out = pg.pipe.vary(text, strength=strength, num=num, steps=steps, sampler=sampler, seed=seed,
+                           progress=lambda done, total: progress((done, total), desc="denoising"))
+    seconds = time.perf_counter() - start
+    reconstruction = pg.pipe.decode(original)[0]
+    rows = [["reconstruction (no noise)", reconstruction or "(empty)"]]
+    rows += [[f"variation {i + 1}", t or "(empty)"] for i, t in enumerate(out.texts)]
+    run_steps = max(1, round(strength * steps))
+    info = (f"{num} variation(s): noised to strength {strength:g}, then {run_steps} {sampler.upper()} steps "
+            f"(seed {seed}) in **{seconds:.2f} s**. Low strength keeps the text; 1.0 forgets it.")
+    return rows, info, Produced([reconstruction, *out.texts], torch.cat([original, out.latents]))
+
+
+def build(pg: Playground, produced: gr.State) -> None:
+    lim = pg.limits
+    gr.Markdown("Encode a text, add noise to its latent up to a time set by the strength, and denoise "
+                "from there (SDEdit, Meng et al. 2022): small strengths edit, large ones rewrite.")
+    text = gr.Textbox(label="Text", lines=2, max_length=lim.max_text_chars)
+    with gr.Row():
+        strength = gr.Slider(0.05, 1.0, value=0.5, step=0.05, label="Strength")
+        num = gr.Slider(1, lim.max_samples, value=4, step=1, label="Number of variations")
+        steps = gr.Slider(1, lim.max_steps, value=100, step=1, label="Steps (at strength 1)")
+    with gr.Row():
+        sampler = gr.Radio([(label, key) for key, label in SAMPLERS.items()], value="sde", label="Sampler")
+        seed = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed")
+    run = gr.Button("Vary", variant="primary")
+    info = gr.Markdown()
+    table = gr.Dataframe(headers=["", "text"], datatype=["str", "str"], wrap=True, interactive=False,
+                         label="Variations", column_widths=["20%", "80%"])
+    handler = functools.partial(vary, pg)
+    outputs = [table, info, produced]
+    run.click(handler, [text, strength, num, steps, sampler, seed], outputs, api_name="vary")
+    gr.Examples(EXAMPLES, [text, strength, num, steps, sampler, seed], outputs, fn=handler, run_on_click=True,
+                cache_examples=False, label="Examples (click to run)")
