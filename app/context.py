@@ -8,6 +8,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import gradio as gr
 import torch
@@ -36,6 +37,7 @@ class Limits:
     max_points: int = 16               # interpolation points
     max_text_chars: int = 2_000        # longer input text is cut (the model reads 64-128 tokens anyway)
     max_map_texts: int = 32            # own texts overlaid on the latent map
+    max_seconds: float = 60.0          # a request still running after this is stopped
 
 
 @dataclass
@@ -63,6 +65,20 @@ class Playground:
             raise gr.Error(f"{samples} samples x {steps} steps is more than this server runs per request "
                            f"({self.limits.max_sample_steps:,} sample-steps): use at most "
                            f"{self.limits.max_sample_steps // samples} steps for {samples} samples.")
+
+
+    def step_callback(self, progress: gr.Progress | None, desc: str) -> Callable[[int, int], None]:
+        """A pipeline ``progress(done, total)`` callback that drives the progress bar and stops the
+        request (``gr.Error``) once it has run for ``limits.max_seconds``."""
+        deadline = time.monotonic() + self.limits.max_seconds
+
+        def report(done: int, total: int) -> None:
+            if time.monotonic() > deadline:
+                raise gr.Error(f"This request ran past the server's {self.limits.max_seconds:g} s limit and was "
+                               "stopped: use fewer samples or steps.")
+            if progress is not None:
+                progress((done, total), desc=desc)
+        return report
 
 
 def checkpoint_from_env(cli_value: str | None = None) -> str:

@@ -31,7 +31,7 @@ def generate(pg: Playground, num: float, steps: float, sampler: str, seed: float
     pg.check_work(num, steps)
     start = time.perf_counter()
     out = pg.pipe.generate(num, steps=steps, sampler=sampler, seed=seed,
-                           progress=lambda done, total: progress((done, total), desc="denoising"))
+                           progress=pg.step_callback(progress, "denoising"))
     seconds = time.perf_counter() - start
     rows = [[i + 1, text or "(empty: the decoder put [SEP] first)"] for i, text in enumerate(out.texts)]
     info = (f"{num} sample{'s' if num > 1 else ''} x {steps} steps ({sampler.upper()}, seed {seed}) "

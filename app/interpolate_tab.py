@@ -39,7 +39,7 @@ def interpolate(pg: Playground, text_a: str, text_b: str, points: float, method:
     with inputs.truncation_notice(pg.pipe.max_length):
         ends = pg.pipe.encode([text_a, text_b])                               # (2, N, d)
         path = pg.pipe.interpolate(text_a, text_b, k=points, method=method, steps=NOISE_STEPS,
-                                   progress=lambda done, total: progress((done, total), desc="denoising path"))
+                                   progress=pg.step_callback(progress, "denoising path"))
     seconds = time.perf_counter() - start
     span = float((ends[0] - ends[1]).norm()) or 1.0
     to_a = [float((z - ends[0]).norm()) / span for z in path.latents]

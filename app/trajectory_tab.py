@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import html
+import time
 from dataclasses import dataclass, field
 
 import gradio as gr
@@ -20,6 +21,7 @@ from .generate_tab import MAX_SEED
 from .plots import CHANGED_COLOR, trajectory_figure
 
 CHANGED = "changed"
+FIGURE_EVERY_S = 0.3   # redraw the charts at most this often while streaming (the text streams every step)
 
 
 @dataclass
@@ -70,15 +72,20 @@ def run_trajectory(pg: Playground, steps: float, sampler: str, seed: float):
     sampler = inputs.choice(sampler, "Sampler", list(SAMPLERS))
     seed = inputs.integer(seed, "Seed", 0, MAX_SEED)
     run = Trajectory(steps, sampler, seed)
-    prev_ids = None
+    prev_ids, last_figure = None, 0.0
     hidden_slider = gr.Slider(visible=False)
+    check_time = pg.step_callback(None, "")
     for step in pg.pipe.trajectory(1, steps=steps, sampler=sampler, seed=seed):
+        check_time(step.i + 1, steps)
         ids = step.token_ids[0].tolist()
         sigma = float(pg.pipe.schedule.sigma(torch.tensor(step.t)))
         _record_step(run, pg.pipe.ids_to_tokens(step.token_ids[:1])[0], prev_ids, ids, sigma, step.x0_hat[0])
         prev_ids = ids
         if step.sample_latents is None:
-            yield run.highlighted(step.i), run.figure(), hidden_slider, run.caption(step.i), gr.skip()
+            figure = gr.skip()
+            if time.perf_counter() - last_figure > FIGURE_EVERY_S:
+                figure, last_figure = run.figure(), time.perf_counter()
+            yield run.highlighted(step.i), figure, hidden_slider, run.caption(step.i), gr.skip()
     final = step.sample_latents[0]                                             # (N, d)
     run.final_text, run.final_latent = step.sample_texts[0], final
     scale = float(final.norm()) or 1.0
@@ -107,13 +114,16 @@ def build(pg: Playground, run_state: gr.State) -> None:
         steps = gr.Slider(1, pg.limits.max_steps, value=50, step=1, label="Steps")
         sampler = gr.Radio([(label, key) for key, label in SAMPLERS.items()], value="sde", label="Sampler")
         seed = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed")
-    run_button = gr.Button("Run the trajectory", variant="primary")
+    with gr.Row():
+        run_button = gr.Button("Run the trajectory", variant="primary")
+        stop_button = gr.Button("Stop", variant="stop", scale=0)
     caption = gr.Markdown()
     text = gr.HighlightedText(label="decoded x0 estimate", color_map={CHANGED: CHANGED_COLOR},
                               show_legend=True, combine_adjacent=False)
     slider = gr.Slider(1, 2, value=1, step=1, visible=False, label="Scrub through the steps")
     figure = gr.Plot(label="per-step quantities")
-    run_button.click(functools.partial(run_trajectory, pg), [steps, sampler, seed],
-                     [text, figure, slider, caption, run_state], api_name="trajectory")
+    running = run_button.click(functools.partial(run_trajectory, pg), [steps, sampler, seed],
+                               [text, figure, slider, caption, run_state], api_name="trajectory")
+    stop_button.click(None, cancels=[running], api_visibility="private")
     slider.input(show_step, [run_state, slider], [text, figure, caption], api_name="trajectory_step",
                  trigger_mode="always_last")

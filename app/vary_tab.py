@@ -32,7 +32,7 @@ def vary(pg: Playground, text: str, strength: float, num: float, steps: float, s
     with inputs.truncation_notice(pg.pipe.max_length):
         original = pg.pipe.encode([text])                                     # (1, N, d)
         out = pg.pipe.vary(text, strength=strength, num=num, steps=steps, sampler=sampler, seed=seed,
-                           progress=lambda done, total: progress((done, total), desc="denoising"))
+                           progress=pg.step_callback(progress, "denoising"))
     seconds = time.perf_counter() - start
     reconstruction = pg.pipe.decode(original)[0]
     rows = [["reconstruction (no noise)", reconstruction or "(empty)"]]
