@@ -46,8 +46,45 @@ def tiny_denoiser_config(**overrides) -> DenoiserConfig:
     return DenoiserConfig(**values)
 
 
+def make_tiny_pipeline(encoder: FrozenEncoder, encoder_dir: str) -> CosmosPipeline:
+    """A tiny untrained pipeline (L=16, N=4, 4 sampler steps by default); same weights every call."""
+    torch.manual_seed(0)
+    return CosmosPipeline.build(tiny_autoencoder_config(encoder_dir), tiny_denoiser_config(),
+                                sampling=SamplingConfig(steps=4, batch_size=4), encoder=encoder)
+
+
 @pytest.fixture
 def tiny_pipeline(tiny_encoder, tiny_encoder_dir) -> CosmosPipeline:
-    torch.manual_seed(0)
-    return CosmosPipeline.build(tiny_autoencoder_config(tiny_encoder_dir), tiny_denoiser_config(),
-                                sampling=SamplingConfig(steps=4, batch_size=4), encoder=tiny_encoder)
+    return make_tiny_pipeline(tiny_encoder, tiny_encoder_dir)
+
+
+# Made-up reference sentences for the playground's latent map, two groups of ten.
+PLAYGROUND_REFERENCE = [(text, "animals") for text in (
+    "The cat slept on the warm windowsill.", "A dog barked at the mailman.", "Two birds sang in the old oak tree.",
+    "The horse ran across the green field.", "A small mouse hid under the stairs.",
+    "The cow gave milk every morning.", "Fish swam slowly in the clear pond.", "The rabbit ate a fresh carrot.",
+    "An owl watched the barn at night.", "The goat climbed the rocky hill.")] + [(text, "weather") for text in (
+    "It rained all day in the city.", "The sun was shining over the beach.", "Snow covered the quiet village.",
+    "A cold wind blew from the north.", "Thunder rolled over the dark hills.", "The fog lifted before noon.",
+    "It was a hot and humid afternoon.", "Clouds gathered over the harbour.", "A light frost formed overnight.",
+    "The storm passed by the morning.")]
+PLAYGROUND_SAMPLES = 6
+PLAYGROUND_LIMITATIONS = "**Limitations.** A tiny random test model: its texts are noise."
+
+
+@pytest.fixture(scope="module")
+def tiny_playground(tmp_path_factory, tiny_encoder, tiny_encoder_dir):
+    """``app.load_playground`` over a saved tiny pipeline with a latent map (20 made-up reference
+    sentences in two groups + 6 samples) and a small model card. Module-scoped because the UMAP fit
+    takes seconds; so it builds its own pipeline (``tiny_pipeline`` is function-scoped)."""
+    from app import load_playground
+    from train.latent_map import build_latent_map
+
+    folder = tmp_path_factory.mktemp("tiny-playground")
+    pipe = make_tiny_pipeline(tiny_encoder, tiny_encoder_dir)
+    pipe.save_pretrained(folder)
+    build_latent_map(pipe, PLAYGROUND_REFERENCE, num_samples=PLAYGROUND_SAMPLES).save(folder)
+    (folder / "README.md").write_text(
+        "---\nlicense: mit\ntags: [test]\n---\n# Tiny Cosmos\n\nA test checkpoint.\n\n"
+        f"{PLAYGROUND_LIMITATIONS}\n\n## Metrics\n\nnone measured\n", encoding="utf-8")
+    return load_playground(folder, prepare_map=False)
