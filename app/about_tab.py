@@ -32,7 +32,7 @@ def summary_rows(pg: Playground) -> list[tuple[str, str]]:
     pipe, ae = pg.pipe, pg.pipe.autoencoder.cfg
     weights = sum(f.stat().st_size for f in pg.folder.rglob("*.safetensors") if "latent_map" not in f.parts)
     n, d = pipe.latent_shape
-    rows = [("checkpoint", f"`{pg.source}`"),
+    rows = [("checkpoint", f"`{pg.name}`"),
             ("frozen encoder", f"`{ae.encoder}` (width {ae.hidden_size}, vocabulary {ae.vocab_size:,})"),
             ("compression", f"L = {ae.max_length} tokens -> N = {n} latents of width {d} "
                             f"({ae.max_length // n}x fewer vectors)"),
@@ -46,22 +46,32 @@ def summary_rows(pg: Playground) -> list[tuple[str, str]]:
     return rows
 
 
-def card_body(card: str) -> str:
-    """The model card without YAML front matter, its headings pushed one level down."""
+def card_body(card: str) -> tuple[str, str]:
+    """(title, body) of a model card: YAML front matter dropped, the H1 title taken out, the
+    "Reproduce" section dropped ("Train your own" below says the same), headings one level down."""
     card = re.sub(r"\A---\n.*?\n---\n", "", card, flags=re.S)
-    return re.sub(r"^(#+) ", lambda m: "#" + m.group(1) + " ", card, flags=re.M)
+    title = re.search(r"^# (.+)$", card, flags=re.M)
+    card = re.sub(r"^# .+\n", "", card, count=1, flags=re.M)
+    card = re.sub(r"^## Reproduce\n.*?(?=^## |\Z)", "", card, flags=re.M | re.S)
+    body = re.sub(r"^(#+) ", lambda m: "#" + m.group(1) + " ", card, flags=re.M)
+    return (title.group(1).strip() if title else ""), body.strip()
 
 
-def limitations(card: str) -> str | None:
-    """The card's '**Limitations.**' paragraph, if it has one (shown at the top of the app)."""
-    match = re.search(r"^\*\*Limitations\.\*\*.*$", card, flags=re.M)
-    return match.group(0) if match else None
+def limitations(card: str, sentences: int = 2) -> str | None:
+    """The first sentences of the card's '**Limitations.**' paragraph, if it has one (the app's banner)."""
+    match = re.search(r"^\*\*Limitations\.\*\*(.*)$", card, flags=re.M)
+    if not match:
+        return None
+    parts = re.split(r"(?<=[.!?])\s+(?=[A-Z(])", match.group(1).strip())
+    text = " ".join(parts[:sentences]).replace(" below", " (see About)")  # the card's "below" is not below here
+    return "**Limitations.** " + text + (" (details in About.)" if len(parts) > sentences else "")
 
 
 def about_markdown(pg: Playground) -> str:
-    table = "\n".join(["| | |", "|---|---|", *[f"| {k} | {v} |" for k, v in summary_rows(pg)]])
-    card = card_body(pg.card) if pg.card else "*This checkpoint has no model card (README.md).*"
-    return (f"## What is loaded\n{table}\n\n## Model card\n{card}\n{TRAIN_YOUR_OWN}\n"
+    table = "\n".join(["| property | value |", "|---|---|", *[f"| {k} | {v} |" for k, v in summary_rows(pg)]])
+    title, card = card_body(pg.card) if pg.card else ("", "*This checkpoint has no model card (README.md).*")
+    heading = f"Model card: {title}" if title else "Model card"
+    return (f"## What is loaded\n{table}\n\n## {heading}\n{card}\n{TRAIN_YOUR_OWN}\n"
             "## Method\nCosmos: *Compressed and Smooth Latent Space for Text Diffusion Modeling* (Meshchaninov et "
             "al., NeurIPS 2025, [arXiv 2506.21170](https://arxiv.org/abs/2506.21170)).")
 

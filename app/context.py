@@ -17,11 +17,14 @@ from cosmos import CosmosPipeline
 from cosmos.checkpoint import resolve_pretrained
 from cosmos.projection import LatentMap, LatentMapError, autoencoder_fingerprint
 
+from . import inputs
+
 log = logging.getLogger("cosmos.app")
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "assets" / "cosmos-cpu-small"
 CHECKPOINT_ENV = "COSMOS_CHECKPOINT"
 
+MAX_SEED = 2**32 - 1
 SAMPLERS = {"sde": "SDE (Euler-Maruyama, the paper's default)", "ddim": "DDIM (deterministic)"}
 INTERPOLATION_METHODS = {"slerp": "slerp (spherical, per latent vector)", "lerp": "lerp (straight line)",
                          "noise": "noise space (DDIM-invert both ends, slerp the noises, denoise)"}
@@ -59,10 +62,23 @@ class Playground:
     load_seconds: float
     limits: Limits = Limits()
 
+    @property
+    def name(self) -> str:
+        """The checkpoint as users should read it: a path inside this repository is shown relative to it."""
+        try:
+            return Path(self.source).resolve().relative_to(DEFAULT_CHECKPOINT.parent.parent).as_posix()
+        except (ValueError, OSError):
+            return self.source
+
+    def sampler_settings(self, steps: object, sampler: object, seed: object) -> tuple[int, str, int]:
+        """Checked (steps, sampler, seed) of a sampling request."""
+        return (inputs.integer(steps, "Steps", 1, self.limits.max_steps),
+                inputs.choice(sampler, "Sampler", list(SAMPLERS)), inputs.integer(seed, "Seed", 0, MAX_SEED))
+
     def check_work(self, samples: int, steps: int) -> None:
         """Refuse requests over the samples x steps budget, saying what would fit."""
         if samples * steps > self.limits.max_sample_steps:
-            raise gr.Error(f"{samples} samples x {steps} steps is more than this server runs per request "
+            raise inputs.refuse(f"{samples} samples x {steps} steps is more than this server runs per request "
                            f"({self.limits.max_sample_steps:,} sample-steps): use at most "
                            f"{self.limits.max_sample_steps // samples} steps for {samples} samples.")
 
@@ -74,7 +90,7 @@ class Playground:
 
         def report(done: int, total: int) -> None:
             if time.monotonic() > deadline:
-                raise gr.Error(f"This request ran past the server's {self.limits.max_seconds:g} s limit and was "
+                raise inputs.refuse(f"This request ran past the server's {self.limits.max_seconds:g} s limit and was "
                                "stopped: use fewer samples or steps.")
             if progress is not None:
                 progress((done, total), desc=desc)

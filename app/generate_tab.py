@@ -9,10 +9,9 @@ import time
 import gradio as gr
 
 from . import inputs
-from .context import SAMPLERS, Playground, Produced
+from .context import MAX_SEED, SAMPLERS, Playground, Produced
 
 EXAMPLES = [[4, 50, "sde", 0], [8, 200, "sde", 1], [4, 25, "ddim", 2], [16, 100, "ddim", 3]]
-MAX_SEED = 2**32 - 1
 
 
 def random_seed() -> int:
@@ -25,9 +24,7 @@ def generate(pg: Playground, num: float, steps: float, sampler: str, seed: float
     """Sample ``num`` texts with ``steps`` sampler steps; returns table rows, a timing line, the latents."""
     lim = pg.limits
     num = inputs.integer(num, "Number of samples", 1, lim.max_samples)
-    steps = inputs.integer(steps, "Steps", 1, lim.max_steps)
-    sampler = inputs.choice(sampler, "Sampler", list(SAMPLERS))
-    seed = inputs.integer(seed, "Seed", 0, MAX_SEED)
+    steps, sampler, seed = pg.sampler_settings(steps, sampler, seed)
     pg.check_work(num, steps)
     start = time.perf_counter()
     out = pg.pipe.generate(num, steps=steps, sampler=sampler, seed=seed,
@@ -51,13 +48,13 @@ def build(pg: Playground, produced: gr.State) -> None:
     with gr.Row():
         sampler = gr.Radio([(label, key) for key, label in SAMPLERS.items()], value="sde", label="Sampler")
         seed = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed")
-        dice = gr.Button("🎲 Randomise seed", scale=0)
+        dice = gr.Button("Random seed", size="sm", scale=0, min_width=120)
     run = gr.Button("Generate", variant="primary")
     info = gr.Markdown()
     table = gr.Dataframe(headers=["sample", "text"], datatype=["number", "str"], wrap=True,
                          interactive=False, label="Samples", column_widths=["8%", "92%"])
     handler = functools.partial(generate, pg)
     dice.click(random_seed, outputs=seed, api_name="random_seed")
-    run.click(handler, [num, steps, sampler, seed], [table, info, produced], api_name="generate")
+    run.click(handler, [num, steps, sampler, seed], [table, info, produced], api_name="generate", preprocess=False)
     gr.Examples(EXAMPLES, [num, steps, sampler, seed], [table, info, produced], fn=handler,
                 run_on_click=True, cache_examples=False, label="Examples (click to run)")

@@ -6,6 +6,10 @@ Problems raise ``gr.Error`` (a red toast naming the field and the allowed range)
 (text cut to fit) show a ``gr.Warning`` and go on. ``user_facing`` wraps every handler so that no
 traceback ever reaches the page: unexpected failures are logged on the server and reported in a line.
 Messages are HTML-escaped because gradio renders toasts as HTML.
+
+Events are wired with ``preprocess=False``: the handler gets the raw payload and these checks are
+the only ones, so a refusal always names the field (gradio's own component checks would answer
+"Value -1 is less than minimum value 1." without saying which slider).
 """
 
 from __future__ import annotations
@@ -26,6 +30,11 @@ from cosmos import CheckpointError, TextTruncatedWarning
 log = logging.getLogger("cosmos.app")
 
 
+def refuse(message: str) -> gr.Error:
+    """The error for input we refuse: a toast for the user, no traceback in the server log."""
+    return gr.Error(message, print_exception=False)
+
+
 def _show(value: object, limit: int = 40) -> str:
     text = repr(value)
     return html.escape(text if len(text) <= limit else text[:limit] + "…")
@@ -34,42 +43,43 @@ def _show(value: object, limit: int = 40) -> str:
 def text(value: object, what: str, max_chars: int) -> str:
     """A non-empty string; longer than ``max_chars`` is cut (with a warning)."""
     if not isinstance(value, str):
-        raise gr.Error(f"{what} must be text, got {type(value).__name__}.")
-    value = value.encode("utf-8", "replace").decode("utf-8")  # lone surrogates from the API -> '?'
-    if not value.strip():
-        raise gr.Error(f"{what} is empty: type a sentence or pick an example.")
+        raise refuse(f"{what} must be text, got {type(value).__name__}.")
+    value = value.encode("utf-8", "replace").decode("utf-8").strip()  # lone surrogates from the API -> '?'
     if len(value) > max_chars:
         gr.Warning(f"{what} is {len(value):,} characters long; only the first {max_chars:,} are used.")
-        value = value[:max_chars]
-    return value.strip()
+        value = value[:max_chars].strip()
+    if not value:
+        raise refuse(f"{what} is empty: type a sentence or pick an example.")
+    return value
 
 
 def integer(value: object, what: str, low: int, high: int) -> int:
     """A whole number in [low, high]; integral floats (what sliders send) are accepted."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise gr.Error(f"{what} must be a number, got {_show(value)}.")
+        raise refuse(f"{what} must be a number, got {_show(value)}.")
     if isinstance(value, float) and not math.isfinite(value):
-        raise gr.Error(f"{what} must be a finite number, got {_show(value)}.")
+        raise refuse(f"{what} must be a finite number, got {_show(value)}.")
     if value != int(value):
-        raise gr.Error(f"{what} must be a whole number, got {_show(value)}.")
+        raise refuse(f"{what} must be a whole number, got {_show(value)}.")
     if not low <= value <= high:
-        raise gr.Error(f"{what} must be between {low:,} and {high:,}, got {_show(value)}.")
+        raise refuse(f"{what} must be between {low:,} and {high:,}, got {_show(value)}.")
     return int(value)
 
 
 def number(value: object, what: str, low: float, high: float, *, low_open: bool = False) -> float:
     """A finite number in [low, high] (or (low, high] with ``low_open``)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise gr.Error(f"{what} must be a finite number, got {_show(value)}.")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+            (isinstance(value, float) and not math.isfinite(value)):   # (ints of any size are finite)
+        raise refuse(f"{what} must be a finite number, got {_show(value)}.")
     if value > high or value < low or (low_open and value == low):
         bracket = "(" if low_open else "["
-        raise gr.Error(f"{what} must be in {bracket}{low:g}, {high:g}], got {_show(value)}.")
+        raise refuse(f"{what} must be in {bracket}{low:g}, {high:g}], got {_show(value)}.")
     return float(value)
 
 
 def choice(value: object, what: str, options: Sequence[str]) -> str:
     if not isinstance(value, str) or value not in options:
-        raise gr.Error(f"{what} must be one of {', '.join(options)}; got {_show(value)}.")
+        raise refuse(f"{what} must be one of {', '.join(options)}; got {_show(value)}.")
     return value
 
 
@@ -88,9 +98,9 @@ def _as_user_error(err: Exception, where: str) -> gr.Error:
     if isinstance(err, gr.Error):
         return err
     if isinstance(err, (ValueError, TypeError, CheckpointError)):
-        return gr.Error(html.escape(str(err)))
-    log.exception("unexpected failure in %s", where)
-    return gr.Error(f"Something went wrong in {where} ({type(err).__name__}); it was logged on the server. "
+        return refuse(html.escape(str(err)))
+    log.exception("unexpected failure in %s", where)  # the one traceback, in the server log only
+    return refuse(f"Something went wrong in {where} ({type(err).__name__}); it was logged on the server. "
                     "Try again, or with other settings.")
 
 

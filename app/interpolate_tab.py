@@ -49,8 +49,11 @@ def interpolate(pg: Playground, text_a: str, text_b: str, points: float, method:
         new = i == 0 or text != path.texts[i - 1]
         distinct += new
         rows.append([round(w, 3), text or "(empty)", "● new" if new else "same as above"])
+    ends_are = ("what the autoencoder reconstructs from each end's latent" if method != "noise" else
+                "each end's latent mapped to noise (DDIM inversion) and denoised back, so they may differ from "
+                "the texts")
     info = (f"{points} points by {method} in {seconds:.2f} s: **{distinct} distinct texts** along the path. "
-            "Row 1 and the last row are what the autoencoder reconstructs from each end's latent.")
+            f"Row 1 and the last row are {ends_are}.")
     return rows, interpolation_figure(path.weights, to_a, to_b, path.texts), info, Produced(path.texts, path.latents)
 
 
@@ -70,6 +73,6 @@ def build(pg: Playground, produced: gr.State) -> None:
     figure = gr.Plot(label="distance to the two ends")
     handler = functools.partial(interpolate, pg)
     outputs = [table, figure, info, produced]
-    run.click(handler, [text_a, text_b, points, method], outputs, api_name="interpolate")
+    run.click(handler, [text_a, text_b, points, method], outputs, api_name="interpolate", preprocess=False)
     gr.Examples(EXAMPLES, [text_a, text_b, points, method], outputs, fn=handler, run_on_click=True,
                 cache_examples=False, label="Examples (click to run)")

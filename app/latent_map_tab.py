@@ -11,6 +11,8 @@ import functools
 import gradio as gr
 import torch
 
+from cosmos.projection import evenly_spaced
+
 from . import inputs
 from .context import Playground, Produced
 from .plots import OVERLAY_COLORS, Overlay, latent_map_figure, message_figure
@@ -30,8 +32,7 @@ def base_figure(pg: Playground):
 
 def _trajectory_overlay(run: Trajectory) -> Produced:
     """The x0 estimates along a run (evenly spaced steps) and its final sample."""
-    picks = sorted({round(i * (len(run.x0) - 1) / (MAX_TRAJECTORY_POINTS - 1))
-                    for i in range(min(len(run.x0), MAX_TRAJECTORY_POINTS))})
+    picks = evenly_spaced(len(run.x0), MAX_TRAJECTORY_POINTS)
     texts = [f"step {i + 1}: " + "".join(p for p, _ in run.highlighted(i)) for i in picks]
     latents = torch.stack([run.x0[i] for i in picks] + [run.final_latent])    # (K + 1, N, d)
     return Produced(texts + [f"final sample: {run.final_text}"], latents)
@@ -43,11 +44,11 @@ def draw_map(pg: Playground, own_texts: str, layers: list[str], generated: Produ
              progress: gr.Progress = gr.Progress()):
     """The map with the chosen overlays; returns (figure, summary line)."""
     if pg.latent_map is None:
-        raise gr.Error(f"This checkpoint has no latent map. {pg.map_problem}")
+        raise inputs.refuse(f"This checkpoint has no latent map. {pg.map_problem}")
     if layers is None:
         layers = []
     if not isinstance(layers, list) or any(layer not in LAYERS for layer in layers):
-        raise gr.Error(f"Overlays must be a list drawn from: {', '.join(LAYERS)}.")
+        raise inputs.refuse(f"Overlays must be a list drawn from: {', '.join(LAYERS)}.")
     lmap, notes, wanted = pg.latent_map, [], {}
     if "your texts" in layers:
         lines = [line for line in inputs.text(own_texts, "Your texts", pg.limits.max_text_chars).splitlines()
@@ -94,4 +95,4 @@ def build(pg: Playground, generated: gr.State, interpolation: gr.State, trajecto
     info = gr.Markdown()
     figure = gr.Plot(value=base_figure(pg), label="latent map")
     run.click(functools.partial(draw_map, pg), [own, layers, generated, interpolation, trajectory, variations],
-              [figure, info], api_name="latent_map")
+              [figure, info], api_name="latent_map", preprocess=False)

@@ -29,7 +29,8 @@ def hover(text: str, width: int = 70, max_lines: int = 6) -> str:
 def trajectory_figure(steps: Sequence[int], changed: Sequence[int], sigmas: Sequence[float],
                       distance_to_final: Sequence[float] | None, total_steps: int,
                       marker: int | None = None) -> go.Figure:
-    """Per-step quantities of one denoising run; ``distance_to_final`` is known once the run ends."""
+    """Per-step quantities of one denoising run (steps numbered from 1, as the captions count);
+    ``distance_to_final`` is known once the run ends."""
     fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.08, subplot_titles=(
         "x0 estimate: distance to the final latent (relative L2)", "tokens changed since the previous step",
         "noise level σ(t) of the tan-d schedule"))
@@ -43,7 +44,7 @@ def trajectory_figure(steps: Sequence[int], changed: Sequence[int], sigmas: Sequ
     fig.add_trace(go.Scatter(x=list(steps), y=list(sigmas), mode="lines", name="σ(t)"), row=3, col=1)
     if marker is not None:
         fig.add_vline(x=marker, line_dash="dot", line_color="#475569")
-    fig.update_xaxes(range=[-0.5, total_steps - 0.5], title_text="step", row=3, col=1)
+    fig.update_xaxes(range=[0.5, total_steps + 0.5], title_text="step", row=3, col=1)
     fig.update_layout(template=TEMPLATE, height=560, showlegend=False, margin=dict(l=50, r=20, t=40, b=40))
     return fig
 
@@ -58,7 +59,7 @@ def interpolation_figure(weights: Sequence[float], to_a: Sequence[float], to_b: 
                                  hovertext=labels, hoverinfo="text+y"))
     fig.update_layout(template=TEMPLATE, height=360, xaxis_title="position on the path (0 = A, 1 = B)",
                       yaxis_title="‖z − z_end‖ / ‖z_A − z_B‖", margin=dict(l=50, r=20, t=30, b=40),
-                      legend=dict(orientation="h", y=1.12))
+                      legend=dict(orientation="h", x=1.0, xanchor="right", y=1.02, yanchor="bottom"))
     return fig
 
 

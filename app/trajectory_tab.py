@@ -16,8 +16,7 @@ import gradio as gr
 import torch
 
 from . import inputs
-from .context import SAMPLERS, Playground
-from .generate_tab import MAX_SEED
+from .context import MAX_SEED, SAMPLERS, Playground
 from .plots import CHANGED_COLOR, trajectory_figure
 
 CHANGED = "changed"
@@ -48,8 +47,9 @@ class Trajectory:
         return out or [("(empty: [SEP] came first)", None)]
 
     def figure(self, marker: int | None = None):
-        return trajectory_figure(range(len(self.changed)), self.changed, self.sigmas, self.distance,
-                                 self.steps, marker)
+        """Charts of the steps so far; ``marker`` (0-based step index) draws a line at that step."""
+        return trajectory_figure(range(1, len(self.changed) + 1), self.changed, self.sigmas, self.distance,
+                                 self.steps, None if marker is None else marker + 1)
 
     def caption(self, i: int) -> str:
         return (f"step **{i + 1} / {self.steps}** · σ(t) = {self.sigmas[i]:.3f} · "
@@ -68,9 +68,7 @@ def _record_step(run: Trajectory, pieces: list[tuple[int, str]], prev_ids: list[
 @inputs.user_facing
 def run_trajectory(pg: Playground, steps: float, sampler: str, seed: float):
     """Stream one sample's denoising: yields (highlighted text, figure, slider, caption, finished run)."""
-    steps = inputs.integer(steps, "Steps", 1, pg.limits.max_steps)
-    sampler = inputs.choice(sampler, "Sampler", list(SAMPLERS))
-    seed = inputs.integer(seed, "Seed", 0, MAX_SEED)
+    steps, sampler, seed = pg.sampler_settings(steps, sampler, seed)
     run = Trajectory(steps, sampler, seed)
     prev_ids, last_figure = None, 0.0
     hidden_slider = gr.Slider(visible=False)
@@ -91,8 +89,9 @@ def run_trajectory(pg: Playground, steps: float, sampler: str, seed: float):
     scale = float(final.norm()) or 1.0
     run.distance = [float((x0 - final).norm()) / scale for x0 in run.x0]
     last = steps - 1
-    slider = gr.Slider(minimum=1, maximum=steps, value=steps, step=1, visible=True, interactive=True,
-                       label="Scrub through the steps (no recomputation)")
+    slider = (gr.Slider(minimum=1, maximum=steps, value=steps, step=1, visible=True, interactive=True,
+                        label="Scrub through the steps (no recomputation)")
+              if steps > 1 else hidden_slider)                                 # one step: nothing to scrub
     caption = run.caption(last) + f"<br>final sample: {html.escape(run.final_text) or '(empty)'}"
     yield run.highlighted(last), run.figure(marker=last), slider, caption, run
 
@@ -101,7 +100,7 @@ def run_trajectory(pg: Playground, steps: float, sampler: str, seed: float):
 def show_step(run: Trajectory | None, step: float):
     """Redraw a stored run at step ``step`` (1-based, as the slider shows it)."""
     if run is None:
-        raise gr.Error("Run a trajectory first: there is nothing to scrub through yet.")
+        raise inputs.refuse("Run a trajectory first: there is nothing to scrub through yet.")
     i = inputs.integer(step, "Step", 1, run.steps) - 1
     return run.highlighted(i), run.figure(marker=i), run.caption(i)
 
@@ -123,7 +122,7 @@ def build(pg: Playground, run_state: gr.State) -> None:
     slider = gr.Slider(1, 2, value=1, step=1, visible=False, label="Scrub through the steps")
     figure = gr.Plot(label="per-step quantities")
     running = run_button.click(functools.partial(run_trajectory, pg), [steps, sampler, seed],
-                               [text, figure, slider, caption, run_state], api_name="trajectory")
+                               [text, figure, slider, caption, run_state], api_name="trajectory", preprocess=False)
     stop_button.click(None, cancels=[running], api_visibility="private")
-    slider.input(show_step, [run_state, slider], [text, figure, caption], api_name="trajectory_step",
+    slider.input(show_step, [run_state, slider], [text, figure, caption], api_name="trajectory_step", preprocess=False,
                  trigger_mode="always_last")

@@ -21,7 +21,7 @@ def header(pg: Playground) -> str:
              "(https://arxiv.org/abs/2506.21170)): a frozen encoder's features are compressed to "
              f"{pg.pipe.latent_shape[0]} latent vectors, a diffusion model generates in that space, and a "
              f"decoder turns latents back into up to {pg.pipe.max_length} tokens at once.",
-             f"Checkpoint: `{html.escape(pg.source)}`."]
+             f"Checkpoint: `{html.escape(pg.name)}` (details in About)."]
     note = about_tab.limitations(pg.card)
     if note:
         lines.append(f"> {note}")

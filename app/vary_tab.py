@@ -9,8 +9,7 @@ import gradio as gr
 import torch
 
 from . import inputs
-from .context import SAMPLERS, Playground, Produced
-from .generate_tab import MAX_SEED
+from .context import MAX_SEED, SAMPLERS, Playground, Produced
 
 EXAMPLES = [["Once upon a time, a little girl found a shiny stone in the garden.", 0.4, 4, 100, "sde", 0],
             ["It is a truth that the whale is the largest creature in the sea.", 0.7, 4, 100, "ddim", 1]]
@@ -24,9 +23,7 @@ def vary(pg: Playground, text: str, strength: float, num: float, steps: float, s
     text = inputs.text(text, "Text", lim.max_text_chars)
     strength = inputs.number(strength, "Strength", 0.0, 1.0, low_open=True)
     num = inputs.integer(num, "Number of variations", 1, lim.max_samples)
-    steps = inputs.integer(steps, "Steps", 1, lim.max_steps)
-    sampler = inputs.choice(sampler, "Sampler", list(SAMPLERS))
-    seed = inputs.integer(seed, "Seed", 0, MAX_SEED)
+    steps, sampler, seed = pg.sampler_settings(steps, sampler, seed)
     pg.check_work(num, steps)
     start = time.perf_counter()
     with inputs.truncation_notice(pg.pipe.max_length):
@@ -61,6 +58,6 @@ def build(pg: Playground, produced: gr.State) -> None:
                          label="Variations", column_widths=["20%", "80%"])
     handler = functools.partial(vary, pg)
     outputs = [table, info, produced]
-    run.click(handler, [text, strength, num, steps, sampler, seed], outputs, api_name="vary")
+    run.click(handler, [text, strength, num, steps, sampler, seed], outputs, api_name="vary", preprocess=False)
     gr.Examples(EXAMPLES, [text, strength, num, steps, sampler, seed], outputs, fn=handler, run_on_click=True,
                 cache_examples=False, label="Examples (click to run)")

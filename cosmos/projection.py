@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .checkpoint import CheckpointError
@@ -43,6 +44,12 @@ class UmapSettings:
     min_dist: float = 0.1       # how tightly points may pack in 2-D (umap-learn's default)
     metric: str = "euclidean"
     random_state: int = 0       # fixed seed: deterministic (single-threaded) fit, reproducible refits
+
+
+def evenly_spaced(n: int, k: int) -> list[int]:
+    """``min(n, k)`` indices spread evenly over ``range(n)``, first and last included."""
+    k = min(n, k)
+    return [round(i * (n - 1) / (k - 1)) for i in range(k)] if k > 1 else list(range(k))
 
 
 def autoencoder_fingerprint(autoencoder: torch.nn.Module) -> str:
@@ -149,8 +156,9 @@ class LatentMap:
         try:
             meta = json.loads((folder / "map.json").read_text(encoding="utf-8"))
             tensors = load_file(str(folder / "map.safetensors"))
-        except (OSError, ValueError, RuntimeError) as err:
-            raise LatentMapError(f"{folder}: cannot read the latent map ({err})") from err
+        except (OSError, ValueError, RuntimeError, SafetensorError) as err:
+            raise LatentMapError(f"{folder}: cannot read the latent map ({err}); rebuild it with "
+                                 f"`python -m train.latent_map --pipeline {Path(pipeline_folder).as_posix()}`") from err
         if not isinstance(meta, dict) or meta.get("format_version") != MAP_VERSION:
             raise LatentMapError(f"{folder / 'map.json'}: not a version-{MAP_VERSION} latent map")
         if fingerprint is not None and meta.get("fingerprint") != fingerprint:

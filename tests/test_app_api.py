@@ -8,9 +8,6 @@ limits, so bad values are sent too (NaN through the raw REST API, since gradio_c
 it): each must be refused with a message that names the field, without a Traceback in the server
 log, and the app must go on serving. Texts are never checked for quality (the embedded checkpoint
 is weak: repeated words), only for shape, determinism and consistency between endpoints.
-
-Known bugs of the app are ``xfail(strict=True)`` with the reason; fixing one turns its test into an
-XPASS failure, the cue to drop the mark.
 """
 
 from __future__ import annotations
@@ -196,9 +193,6 @@ def test_trajectory_step_scrubs_the_session_run_without_recomputing(client):
         assert marker["x0"] == values(traces(figure)["changed"]["x"])[step - 1]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the trajectory chart's x axis (titled 'step') counts steps from 0 while "
-                   "the caption and the scrub slider count from 1: at 'step 5 / 12' the marker sits at x = 4 and the "
-                   "last bar at x = 11 (app/trajectory_tab.py Trajectory.figure / app/plots.py trajectory_figure)")
 def test_trajectory_chart_counts_steps_like_the_caption(client):
     _stream_trajectory(client)
     _highlighted, figure, caption = client.predict(5, api_name="/trajectory_step")
@@ -222,9 +216,6 @@ def test_trajectory_sessions_are_separate(live_app, client):
         release(other)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: /trajectory with steps=1 (allowed by the Steps slider) fails with "
-                   "'Slider minimum must be less than maximum.': the scrub slider is built as "
-                   "gr.Slider(minimum=1, maximum=steps) (app/trajectory_tab.py, run_trajectory)")
 def test_trajectory_with_a_single_step(client):
     highlighted, _figure, _slider, caption = client.predict(1, "ddim", 0, api_name="/trajectory")
     assert caption.startswith("step **1 / 1**"), caption
@@ -260,9 +251,6 @@ def test_interpolate(client, method):
         assert to_a == pytest.approx([0.0, 0.25, 0.5, 0.75, 1.0], abs=1e-4)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the interpolate summary says 'Row 1 and the last row are what the "
-                   "autoencoder reconstructs from each end's latent', which is false for method='noise': those rows "
-                   "are DDIM-invert-then-denoise round trips, which decode to different texts (app/interpolate_tab.py)")
 def test_interpolate_summary_claim_about_the_end_rows_holds_for_noise(client):
     lerp_rows = rows_of(client.predict(TEXT_A, TEXT_B, 3, "lerp", api_name="/interpolate")[0])
     table, _plot, info = client.predict(TEXT_A, TEXT_B, 3, "noise", api_name="/interpolate")
@@ -322,9 +310,6 @@ def test_latent_map_overlays_every_tab_of_the_session(client):
     assert hover[0].startswith("step 1: ") and hover[-1].startswith("final sample: "), hover
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: for a trajectory of fewer than 40 steps the map's trajectory overlay "
-                   "draws only its first few steps (10 steps -> steps 1-3 + final sample): _trajectory_overlay "
-                   "spaces min(len, 40) picks over len-1 with a denominator of 39 (app/latent_map_tab.py)")
 def test_latent_map_trajectory_overlay_covers_a_short_run(client):
     _stream_trajectory(client, steps=10)
     plot, _info = client.predict("a cat", ["denoising trajectory"], api_name="/latent_map")
@@ -341,21 +326,6 @@ def test_latent_map_says_which_tabs_to_run_first(client):
 
 # -------------------------------------------------------------------------------------- bad input
 
-NO_FIELD = ("BUG: gradio's own component check (Slider/Number range, Radio/CheckboxGroup choices) refuses the "
-            "value before the app's validation runs, so the message names no field "
-            "(e.g. 'Value -1 is less than minimum value 1.': which slider?)")
-NOT_A_NUMBER = ("BUG: a string for a slider fails inside gradio's preprocessing with a non-gr.Error, so the client "
-                "only gets 'The upstream Gradio app has raised an exception but has not enabled verbose error "
-                "reporting'")
-STEP_BEFORE_RUN = ("BUG: before any trajectory the scrub slider's range is its placeholder 1-2, so /trajectory_step "
-                   "with step 5 is refused by gradio ('Value 5 is greater than maximum value 2.') instead of the "
-                   "app's 'Run a trajectory first'")
-APP_TRACEBACK = ("BUG: the app's validation errors are gr.Error with print_exception left True (the default), so "
-                 "gradio prints a full Traceback to the server log for every refused input")
-GRADIO_TRACEBACK = ("BUG: gradio's component-check errors (see the field-name bug) are printed as a full Traceback "
-                    "in the server log")
-
-
 @dataclass(frozen=True)
 class Bad:
     id: str
@@ -363,8 +333,6 @@ class Bad:
     args: tuple = ()
     body: str | None = None              # sent as raw JSON through the REST API (for NaN) instead of the client
     field: str = ""                      # the message must name it
-    naming_bug: str | None = None        # reason, where the message does not name the field (a known bug)
-    log_bug: str = APP_TRACEBACK
 
 
 BAD_INPUTS = [
@@ -375,19 +343,13 @@ BAD_INPUTS = [
     Bad("nan-strength", "vary", body='{"data": ["a cat", NaN, 2, 10, "sde", 0]}', field="Strength"),
     Bad("fractional-samples", "/generate", (2.5, 10, "sde", 0), field="Number of samples"),
     Bad("too-much-work", "/generate", (16, 500, "sde", 0), field="steps"),
-    Bad("negative-samples", "/generate", (-1, 10, "sde", 0), field="Number of samples", naming_bug=NO_FIELD,
-        log_bug=GRADIO_TRACEBACK),
-    Bad("huge-seed", "/generate", (2, 10, "sde", 2**40), field="Seed", naming_bug=NO_FIELD, log_bug=GRADIO_TRACEBACK),
-    Bad("unknown-sampler", "/generate", (2, 10, "euler", 0), field="Sampler", naming_bug=NO_FIELD,
-        log_bug=GRADIO_TRACEBACK),
-    Bad("unknown-method", "/interpolate", (TEXT_A, TEXT_B, 4, "cubic"), field="Method", naming_bug=NO_FIELD,
-        log_bug=GRADIO_TRACEBACK),
-    Bad("strength-zero", "/vary", (TEXT_A, 0, 2, 10, "sde", 0), field="Strength", naming_bug=NO_FIELD,
-        log_bug=GRADIO_TRACEBACK),
-    Bad("text-for-steps", "/generate", (2, "ten", "sde", 0), field="Steps", naming_bug=NOT_A_NUMBER,
-        log_bug=GRADIO_TRACEBACK),
-    Bad("step-before-any-run", "/trajectory_step", (5,), field="Run a trajectory first", naming_bug=STEP_BEFORE_RUN,
-        log_bug=GRADIO_TRACEBACK),
+    Bad("negative-samples", "/generate", (-1, 10, "sde", 0), field="Number of samples"),
+    Bad("huge-seed", "/generate", (2, 10, "sde", 2**40), field="Seed"),
+    Bad("unknown-sampler", "/generate", (2, 10, "euler", 0), field="Sampler"),
+    Bad("unknown-method", "/interpolate", (TEXT_A, TEXT_B, 4, "cubic"), field="Method"),
+    Bad("strength-zero", "/vary", (TEXT_A, 0, 2, 10, "sde", 0), field="Strength"),
+    Bad("text-for-steps", "/generate", (2, "ten", "sde", 0), field="Steps"),
+    Bad("step-before-any-run", "/trajectory_step", (5,), field="Run a trajectory first"),
 ]
 
 
@@ -415,15 +377,14 @@ def test_bad_input_is_refused_without_a_traceback(live_app, refusing_client, bad
     assert "Traceback" not in message and 'File "' not in message, message
 
 
-@pytest.mark.parametrize("bad", _params(
-    lambda bad: [pytest.mark.xfail(strict=True, reason=bad.naming_bug)] if bad.naming_bug else []))
+@pytest.mark.parametrize("bad", _params(lambda bad: ()))
 def test_bad_input_error_names_the_field(live_app, refusing_client, bad):
     message = refusal(live_app, refusing_client, bad)
     assert bad.field.lower() in message.lower(), message
     assert "upstream Gradio app has raised an exception" not in message, message
 
 
-@pytest.mark.parametrize("bad", _params(lambda bad: [pytest.mark.xfail(strict=True, reason=bad.log_bug)]))
+@pytest.mark.parametrize("bad", _params(lambda bad: ()))
 def test_bad_input_leaves_no_traceback_in_the_server_log(live_app, refusing_client, bad):
     start = live_app.log_size()
     refusal(live_app, refusing_client, bad)                   # gradio prints (if at all) before it sends the error

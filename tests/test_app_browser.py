@@ -210,9 +210,6 @@ def _overlap(a: dict, b: dict) -> bool:
         a["y"] < b["y"] + b["height"] and b["y"] < a["y"] + a["height"]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the interpolation chart's legend (plotly legend at y=1.12, "
-                   "app/plots.py interpolation_figure) is drawn under the gr.Plot label 'distance to the two ends', "
-                   "which hides the top half of 'distance to text A'")
 def test_interpolate_chart_legend_is_not_covered_by_the_plot_label(session):
     panel, plot = run_interpolation(session, points=3)
     label = panel.get_by_test_id("block-label").filter(has_text="distance to the two ends")

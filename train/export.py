@@ -67,7 +67,7 @@ def write_card(out: Path, cfg: TrainConfig, pipe: CosmosPipeline, accuracy: dict
     ae, dm = _stage_summary(ae_log), _stage_summary(dm_log)
     ae_cfg, den_cfg = pipe.autoencoder.cfg, pipe.denoiser.cfg
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
-    size_mb = sum(f.stat().st_size for f in out.rglob("*.safetensors")) / 2 ** 20
+    size_mb = sum(f.stat().st_size for f in out.rglob("*.safetensors") if "latent_map" not in f.parts) / 2 ** 20
     largest = max(load_file(str(next(out.rglob("*.safetensors")))).values(), key=lambda t: t.numel())
     precision = str(largest.dtype).replace("torch.", "")
     machine = next((r["machine"] for r in ae_log + dm_log if "machine" in r), "not recorded")
@@ -91,7 +91,7 @@ A [Cosmos](https://arxiv.org/abs/2506.21170) latent text diffusion pipeline trai
 repository's `train/` (preset `{cfg.preset}`). Load it with
 `CosmosPipeline.from_pretrained("{out.as_posix()}")`; it runs offline on a CPU.
 
-| | |
+| property | value |
 |---|---|
 | frozen encoder | `{ae_cfg.encoder}` (width {ae_cfg.width}) |
 | compression | L = {ae_cfg.max_length} tokens -> N = {ae_cfg.num_latents} latents of width {ae_cfg.latent_width} ({ratio}x) |

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from collections import defaultdict
@@ -20,16 +21,21 @@ import torch
 
 from cosmos import CheckpointError, CosmosPipeline
 from cosmos.encoder import EncoderLoadError
-from cosmos.projection import LatentMap, UmapSettings, autoencoder_fingerprint
+from cosmos.projection import LatentMap, UmapSettings, autoencoder_fingerprint, evenly_spaced
 
 DEFAULT_TEXTS = "../shared/data/public-domain-prose/test.jsonl"
 SOURCE_LABELS = {"moby-dick": "prose: Moby-Dick", "sotu": "prose: State of the Union"}
 SAMPLE_LABEL = "model sample"
 
 
+def first_sentence(text: str) -> str:
+    return re.split(r"(?<=[.!?;])\s+", text.strip(), maxsplit=1)[0]
+
+
 def read_reference(path: str | Path, per_group: int) -> list[tuple[str, str]]:
     """(text, group label) pairs from a JSONL file of {"text", "source"} records: up to ``per_group``
-    per source family (the part of ``source`` before ':'), evenly spaced through the file."""
+    per source family (the part of ``source`` before ':'), evenly spaced through the file. Every
+    other passage is cut to its first sentence, so the map also covers short texts like users type."""
     groups: dict[str, list[str]] = defaultdict(list)
     with open(path, encoding="utf-8") as handle:
         for line in handle:
@@ -39,8 +45,8 @@ def read_reference(path: str | Path, per_group: int) -> list[tuple[str, str]]:
                 groups[SOURCE_LABELS.get(family, f"prose: {family}")].append(record["text"])
     picked = []
     for label, texts in sorted(groups.items()):
-        step = max(1, len(texts) // per_group)
-        picked += [(text, label) for text in texts[::step][:per_group]]
+        picked += [(first_sentence(texts[i]) if k % 2 else texts[i], label)
+                   for k, i in enumerate(evenly_spaced(len(texts), per_group))]
     return picked
 
 
