@@ -36,6 +36,8 @@ def refuse(message: str) -> gr.Error:
 
 
 def _show(value: object, limit: int = 40) -> str:
+    if isinstance(value, int) and value.bit_length() > 128:   # repr() refuses ints of over 4300 digits
+        return f"an integer of about {int(value.bit_length() * 0.30103)} digits"
     text = repr(value)
     return html.escape(text if len(text) <= limit else text[:limit] + "…")
 

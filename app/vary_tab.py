@@ -11,6 +11,7 @@ import torch
 from . import inputs
 from .context import MAX_SEED, SAMPLERS, Playground, Produced
 
+MIN_STRENGTH = 0.01   # below this the noise is too small to change anything (and 1e-18 rounds t to t_end)
 EXAMPLES = [["Once upon a time, a little girl found a shiny stone in the garden.", 0.4, 4, 100, "sde", 0],
             ["It is a truth that the whale is the largest creature in the sea.", 0.7, 4, 100, "ddim", 1]]
 
@@ -21,7 +22,7 @@ def vary(pg: Playground, text: str, strength: float, num: float, steps: float, s
     """Rows (kind, text): the autoencoder's reconstruction, then ``num`` variations."""
     lim = pg.limits
     text = inputs.text(text, "Text", lim.max_text_chars)
-    strength = inputs.number(strength, "Strength", 0.0, 1.0, low_open=True)
+    strength = inputs.number(strength, "Strength", MIN_STRENGTH, 1.0)
     num = inputs.integer(num, "Number of variations", 1, lim.max_samples)
     steps, sampler, seed = pg.sampler_settings(steps, sampler, seed)
     pg.check_work(num, steps)

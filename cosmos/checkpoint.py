@@ -47,15 +47,19 @@ def resolve_pretrained(name_or_path: str | os.PathLike) -> Path:
                               "folder, or connect to the network and unset HF_HUB_OFFLINE.") from err
 
 
+REDO = "re-export the checkpoint (`python -m train.export`) or download it again"
+"""What to do about a damaged or incomplete checkpoint; ends every such message."""
+
+
 def read_json(path: Path, what: str) -> dict[str, Any]:
     if not path.is_file():
-        raise CheckpointError(f"{path} is missing: {what}")
+        raise CheckpointError(f"{path} is missing ({what}): {REDO}")
     try:
         value = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise CheckpointError(f"{path} is not valid JSON ({err}); the file is corrupt or truncated") from err
+        raise CheckpointError(f"{path} is not valid JSON ({err}); the file is corrupt or truncated: {REDO}") from err
     if not isinstance(value, dict):
-        raise CheckpointError(f"{path} should hold a JSON object, found {type(value).__name__}")
+        raise CheckpointError(f"{path} should hold a JSON object, found {type(value).__name__}: {REDO}")
     return value
 
 
@@ -67,7 +71,8 @@ def weight_files(folder: Path) -> list[Path]:
         names = sorted(set(index.get("weight_map", {}).values()))
         missing = [n for n in names if not (folder / n).is_file()]
         if not names or missing:
-            raise CheckpointError(f"{index_path} lists shard files that are missing: {missing or 'none listed'}")
+            raise CheckpointError(f"{index_path} lists shard files that are missing: {missing or 'none listed'}: "
+                                  f"{REDO}")
         return [folder / n for n in names]
     single = folder / f"{WEIGHTS_PREFIX}.safetensors"
     if single.is_file():
@@ -75,7 +80,7 @@ def weight_files(folder: Path) -> list[Path]:
     if any(folder.glob("*.bin")) or any(folder.glob("*.pt")) or any(folder.glob("*.ckpt")):
         raise CheckpointError(f"{folder} only has pickle weights (.bin/.pt/.ckpt), which are never loaded "
                               "here; convert them to safetensors")
-    raise CheckpointError(f"{folder} has no weights: expected {single.name} (or shards with {SHARD_INDEX})")
+    raise CheckpointError(f"{folder} has no weights: expected {single.name} (or shards with {SHARD_INDEX}): {REDO}")
 
 
 def read_state_dict(folder: Path) -> dict[str, torch.Tensor]:
@@ -85,7 +90,7 @@ def read_state_dict(folder: Path) -> dict[str, torch.Tensor]:
             state.update(load_file(str(file), device="cpu"))
         except (SafetensorError, OSError, ValueError) as err:
             raise CheckpointError(f"{file} cannot be read as safetensors ({err}); the file is corrupt or "
-                                  "truncated: re-export or re-download the checkpoint") from err
+                                  f"truncated: {REDO}") from err
     return state
 
 
@@ -108,26 +113,31 @@ def check_state_dict(expected: dict[str, torch.Tensor], found: dict[str, torch.T
     if mismatched:
         problems.append(f"shape mismatches: {_listing(mismatched)}")
     if problems:
-        raise CheckpointError(f"{where} does not match its config: " + "; ".join(problems))
+        raise CheckpointError(f"{where} does not match its config: " + "; ".join(problems)
+                              + f". The weights were written for another config or were edited: {REDO}")
     bad = [k for k, v in found.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
     if bad:
         raise CheckpointError(f"{where} has non-finite values (NaN/inf) in: {_listing(bad)}; "
-                              "the checkpoint is corrupt or diverged in training")
+                              f"the checkpoint is corrupt or diverged in training: {REDO}, from a healthy "
+                              "training state")
 
 
 def load_component(model_cls: type, config_cls: type, folder: str | os.PathLike) -> Any:
     """Build ``model_cls(config_cls(**config.json))`` and load its validated safetensors weights."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise CheckpointError(f"component folder {folder} is missing")
+        raise CheckpointError(f"component folder {folder} is missing: {REDO}")
     raw = read_json(folder / "config.json", f"the config of a {model_cls.__name__}")
     class_name = raw.get("_class_name")
     if class_name is not None and class_name != model_cls.__name__:
-        raise CheckpointError(f"{folder / 'config.json'} describes a {class_name}, expected {model_cls.__name__}")
+        raise CheckpointError(f"{folder / 'config.json'} describes a {class_name}, expected "
+                              f"{model_cls.__name__}: {REDO}")
     try:
         model = model_cls(config_from_dict(config_cls, raw, where=str(folder / "config.json")))
     except (ConfigError, TypeError) as err:
-        raise CheckpointError(f"invalid config in {folder / 'config.json'}: {err}") from err
+        where = str(folder / "config.json")
+        detail = str(err) if where in str(err) else f"{where}: {err}"
+        raise CheckpointError(f"invalid config: {detail}. Use the version of cosmos that wrote it, or {REDO}") from err
     state = read_state_dict(folder)
     check_state_dict(model.state_dict(), state, str(folder))
     model.load_state_dict(state, strict=True)  # copies into the model's dtype (fp16 files load as fp32)

@@ -140,8 +140,11 @@ class CosmosPipeline:
         index = read_json(folder / "model_index.json", "not a Cosmos pipeline folder (no model_index.json)")
         version = index.get("format_version")
         if version != FORMAT_VERSION:
+            newer = isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION
+            action = ("update this code (`git pull`) to a version that reads it, or re-export the checkpoint "
+                      "with this version" if newer else "re-export it with this version (`python -m train.export`)")
             raise CheckpointError(f"{folder} was written in checkpoint format {version!r}; this version of "
-                                  f"cosmos reads format {FORMAT_VERSION}. Re-export it with matching code.")
+                                  f"cosmos reads format {FORMAT_VERSION}: {action}.")
         sections = {name: index.get(name, {}) for name in ("schedule", "sampling", "components")}
         wrong = [name for name, value in sections.items() if not isinstance(value, dict)]
         if wrong:
@@ -377,6 +380,8 @@ class CosmosPipeline:
         denoiser = self._require_denoiser()
         generator = self._generator(seed)
         t_start = self.sampling.t_end + float(strength) * (1.0 - self.sampling.t_end)
+        if t_start <= self.sampling.t_end:  # a strength so small (< ~1e-17) that it adds no noise at all
+            raise ValueError(f"strength must be a number in (0, 1] large enough to add noise, got {strength!r}")
         texts = as_text_list(text)
         if len(texts) != 1:
             raise ValueError(f"vary takes one text, got {len(texts)}")

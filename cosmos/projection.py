@@ -152,19 +152,19 @@ class LatentMap:
         folder = Path(pipeline_folder) / MAP_DIR
         if not (folder / "map.json").is_file() or not (folder / "map.safetensors").is_file():
             raise LatentMapError(f"{folder} has no latent map (map.json + map.safetensors); build one with "
-                                 f"`python -m train.latent_map --pipeline {Path(pipeline_folder).as_posix()}`")
+                                 f"`python -m train.latent_map --pipeline {Path(pipeline_folder).as_posix()} --texts REFERENCE.jsonl`")
         try:
             meta = json.loads((folder / "map.json").read_text(encoding="utf-8"))
             tensors = load_file(str(folder / "map.safetensors"))
         except (OSError, ValueError, RuntimeError, SafetensorError) as err:
             raise LatentMapError(f"{folder}: cannot read the latent map ({err}); rebuild it with "
-                                 f"`python -m train.latent_map --pipeline {Path(pipeline_folder).as_posix()}`") from err
+                                 f"`python -m train.latent_map --pipeline {Path(pipeline_folder).as_posix()} --texts REFERENCE.jsonl`") from err
         if not isinstance(meta, dict) or meta.get("format_version") != MAP_VERSION:
             raise LatentMapError(f"{folder / 'map.json'}: not a version-{MAP_VERSION} latent map")
         if fingerprint is not None and meta.get("fingerprint") != fingerprint:
             raise LatentMapError(f"{folder} was built for other autoencoder weights (fingerprint "
                                  f"{meta.get('fingerprint')!r}, loaded weights {fingerprint!r}); rebuild it with "
-                                 f"`python -m train.latent_map --pipeline {Path(pipeline_folder).as_posix()}`")
+                                 f"`python -m train.latent_map --pipeline {Path(pipeline_folder).as_posix()} --texts REFERENCE.jsonl`")
         try:
             points = meta["points"]
             settings = UmapSettings(**meta["umap"])

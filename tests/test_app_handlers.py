@@ -315,10 +315,11 @@ def test_integer_errors_name_the_range(pg, handler):
     assert "between 0 and 4,294,967,295" in error_message(excinfo)
 
 
-def test_strength_error_names_the_half_open_range(pg):
-    with pytest.raises(gr.Error) as excinfo:
-        call(pg, "vary", **{**GOOD["vary"], "strength": 0})
-    assert error_message(excinfo) == "Strength must be in (0, 1], got 0."
+def test_strength_error_names_the_range(pg):
+    for too_small in (0, vary_tab.MIN_STRENGTH / 2):
+        with pytest.raises(gr.Error) as excinfo:
+            call(pg, "vary", **{**GOOD["vary"], "strength": too_small})
+        assert error_message(excinfo) == f"Strength must be in [{vary_tab.MIN_STRENGTH:g}, 1], got {too_small!r}."
 
 
 def test_huge_integer_strength_names_the_field(pg):

@@ -147,25 +147,20 @@ class Fault:
     id: str
     damage: Callable[[Path], None]
     names: tuple[str, ...]        # the error line must contain each (file, tensor, field, version...)
-    bug: str | None = None        # a known defect: the test is expected to fail (strict xfail)
 
 
 AE_WEIGHTS = f"autoencoder/{WEIGHTS}"
-NO_ACTION = "BUG: the error line names the problem but not what to do about it (no re-export/re-download/...)"
 FAULTS = [
-    Fault("autoencoder-weights-missing", remove(AE_WEIGHTS), ("autoencoder", WEIGHTS), bug=NO_ACTION),
+    Fault("autoencoder-weights-missing", remove(AE_WEIGHTS), ("autoencoder", WEIGHTS)),
     Fault("autoencoder-weights-truncated", truncate(AE_WEIGHTS), (AE_WEIGHTS, "truncated")),
-    Fault("autoencoder-weights-nan", nan_values(AE_WEIGHTS, NAN_TENSOR), ("autoencoder", NAN_TENSOR, "NaN"),
-          bug=NO_ACTION + ": '...; the checkpoint is corrupt or diverged in training'"),
+    Fault("autoencoder-weights-nan", nan_values(AE_WEIGHTS, NAN_TENSOR), ("autoencoder", NAN_TENSOR, "NaN")),
     Fault("autoencoder-weights-wrong-shape", wrong_shape(AE_WEIGHTS, RESHAPED_TENSOR),
-          ("autoencoder", RESHAPED_TENSOR, "(384, 768)"), bug=NO_ACTION),
-    Fault("denoiser-config-missing", remove("denoiser/config.json"), ("denoiser/config.json", "missing"),
-          bug=NO_ACTION),
+          ("autoencoder", RESHAPED_TENSOR, "(384, 768)")),
+    Fault("denoiser-config-missing", remove("denoiser/config.json"), ("denoiser/config.json", "missing")),
     Fault("format-version-0", edit_json("model_index.json", lambda v: v.update(format_version=0)), ("format 0",)),
     Fault("format-version-2", edit_json("model_index.json", lambda v: v.update(format_version=2)), ("format 2",)),
     Fault("config-unknown-field", edit_json("autoencoder/config.json", lambda v: v.update(attention_sinks=4)),
-          ("autoencoder/config.json", "attention_sinks"),
-          bug=NO_ACTION + ": only '(written by another version of cosmos?)'"),
+          ("autoencoder/config.json", "attention_sinks")),
 ]
 
 
@@ -259,11 +254,6 @@ def assert_clean_refusal(result: Exit) -> str:
     return lines[0]
 
 
-def _fault_params():
-    return [pytest.param(f, id=f.id, marks=[pytest.mark.xfail(strict=True, reason=f.bug)] if f.bug else [])
-            for f in FAULTS]
-
-
 @pytest.mark.parametrize("fault", [pytest.param(f, id=f.id) for f in FAULTS])
 def test_damaged_checkpoint_stops_the_app_with_one_error_line(app_exits, fault):
     assert_clean_refusal(app_exits(fault.id))
@@ -276,7 +266,7 @@ def test_damaged_checkpoint_error_names_the_problem(app_exits, fault):
     assert not missing, f"the error line does not name {missing}: {line}"
 
 
-@pytest.mark.parametrize("fault", _fault_params())
+@pytest.mark.parametrize("fault", [pytest.param(f, id=f.id) for f in FAULTS])
 def test_damaged_checkpoint_error_says_what_to_do(app_exits, fault):
     line = assert_clean_refusal(app_exits(fault.id))
     assert ACTION.search(line), f"the error line does not say what to do: {line}"
@@ -287,10 +277,7 @@ def _repeated_paths(line: str) -> list[str]:
     return sorted({p for p in paths if paths.count(p) > 1 and "." in p.rsplit("/", 1)[-1]})
 
 
-@pytest.mark.parametrize("fault", [
-    pytest.param(f, id=f.id, marks=[pytest.mark.xfail(strict=True, reason="BUG: 'invalid config in <path>: <path>: "
-                                                     "unknown field(s) ...' names the same file twice")]
-                 if f.id == "config-unknown-field" else []) for f in FAULTS])
+@pytest.mark.parametrize("fault", [pytest.param(f, id=f.id) for f in FAULTS])
 def test_damaged_checkpoint_error_names_each_file_once(app_exits, fault):
     line = assert_clean_refusal(app_exits(fault.id))
     assert not _repeated_paths(line), f"the error line repeats {_repeated_paths(line)}: {line}"
@@ -560,9 +547,6 @@ def test_kill_between_the_renames_of_a_save_resumes_from_the_previous_state(kill
     assert not (out / "state.tmp").exists() and not (out / "state.old").exists(), "save leftovers were not cleaned"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the first save after resuming from state.old deletes state.old before "
-                   "state.tmp is renamed to state; a kill in between leaves no state find_state accepts, and the "
-                   "rerun silently starts over at step 0 (and empties metrics.jsonl)")
 def test_a_kill_in_the_save_after_resuming_from_state_old_leaves_a_state(tmp_path, monkeypatch):
     """The window of the next save (step 10) after a resume from ``state.old`` (step 5): ``save_state``
     removes ``state.old`` and is killed before its last rename (the kill is an exception at that rename,

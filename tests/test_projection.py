@@ -161,7 +161,7 @@ def test_wrong_fingerprint_names_the_rebuild_command(saved):
         LatentMap.load(saved, fingerprint="ffffffffffffffff")
     message = str(excinfo.value)
     assert "other autoencoder weights" in message and FINGERPRINT in message and "ffffffffffffffff" in message
-    assert f"`python -m train.latent_map --pipeline {saved.as_posix()}`" in message
+    assert f"`python -m train.latent_map --pipeline {saved.as_posix()} --texts REFERENCE.jsonl`" in message
 
 
 @pytest.mark.parametrize("missing", ["map.json", "map.safetensors", MAP_DIR])

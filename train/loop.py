@@ -154,11 +154,11 @@ def save_state(folder: Path, step: int, model: torch.nn.Module, optimizer: torch
     meta = {"step": step, "optimizer": opt_meta, "ema_updates": ema.num_updates if ema else None, **(extra or {})}
     (tmp / "state.json").write_text(json.dumps(meta, indent=1))
     old = folder.with_name(folder.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if folder.exists():
+    if folder.exists():                 # keep exactly one complete state on disk at every moment:
+        shutil.rmtree(old, ignore_errors=True)  # .old goes only when a newer complete ``folder`` exists
         os.replace(folder, old)
-    os.replace(tmp, folder)
-    shutil.rmtree(old, ignore_errors=True)
+    os.replace(tmp, folder)             # (after a resume from .old there is no ``folder``: .old stays
+    shutil.rmtree(old, ignore_errors=True)  # until the new state is in place)
 
 
 def find_state(folder: Path) -> Path | None:
