@@ -25,6 +25,7 @@ DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "assets" / "cosmos
 CHECKPOINT_ENV = "COSMOS_CHECKPOINT"
 
 MAX_SEED = 2**32 - 1
+MODEL_QUEUE = "model"  # concurrency id shared by every event that runs the model: one model call at a time
 SAMPLERS = {"sde": "SDE (Euler-Maruyama, the paper's default)", "ddim": "DDIM (deterministic)"}
 INTERPOLATION_METHODS = {"slerp": "slerp (spherical, per latent vector)", "lerp": "lerp (straight line)",
                          "noise": "noise space (DDIM-invert both ends, slerp the noises, denoise)"}

@@ -9,7 +9,7 @@ import time
 import gradio as gr
 
 from . import inputs
-from .context import MAX_SEED, SAMPLERS, Playground, Produced
+from .context import MAX_SEED, MODEL_QUEUE, Playground, Produced, SAMPLERS
 
 EXAMPLES = [[4, 50, "sde", 0], [8, 200, "sde", 1], [4, 25, "ddim", 2], [16, 100, "ddim", 3]]
 
@@ -55,6 +55,7 @@ def build(pg: Playground, produced: gr.State) -> None:
                          interactive=False, label="Samples", column_widths=["8%", "92%"])
     handler = functools.partial(generate, pg)
     dice.click(random_seed, outputs=seed, api_name="random_seed")
-    run.click(handler, [num, steps, sampler, seed], [table, info, produced], api_name="generate", preprocess=False)
+    run.click(handler, [num, steps, sampler, seed], [table, info, produced], api_name="generate", preprocess=False,
+              concurrency_id=MODEL_QUEUE)
     gr.Examples(EXAMPLES, [num, steps, sampler, seed], [table, info, produced], fn=handler,
                 run_on_click=True, cache_examples=False, label="Examples (click to run)")

@@ -12,7 +12,7 @@ import time
 import gradio as gr
 
 from . import inputs
-from .context import INTERPOLATION_METHODS, Playground, Produced
+from .context import INTERPOLATION_METHODS, MODEL_QUEUE, Playground, Produced
 from .plots import interpolation_figure
 
 NOISE_STEPS = 50  # DDIM steps of the noise-space path (inversion and denoising)
@@ -73,6 +73,7 @@ def build(pg: Playground, produced: gr.State) -> None:
     figure = gr.Plot(label="distance to the two ends")
     handler = functools.partial(interpolate, pg)
     outputs = [table, figure, info, produced]
-    run.click(handler, [text_a, text_b, points, method], outputs, api_name="interpolate", preprocess=False)
+    run.click(handler, [text_a, text_b, points, method], outputs, api_name="interpolate", preprocess=False,
+              concurrency_id=MODEL_QUEUE)
     gr.Examples(EXAMPLES, [text_a, text_b, points, method], outputs, fn=handler, run_on_click=True,
                 cache_examples=False, label="Examples (click to run)")

@@ -14,7 +14,7 @@ import torch
 from cosmos.projection import evenly_spaced
 
 from . import inputs
-from .context import Playground, Produced
+from .context import MODEL_QUEUE, Playground, Produced
 from .plots import OVERLAY_COLORS, Overlay, latent_map_figure, message_figure
 from .trajectory_tab import Trajectory
 
@@ -95,4 +95,5 @@ def build(pg: Playground, generated: gr.State, interpolation: gr.State, trajecto
     info = gr.Markdown()
     figure = gr.Plot(value=base_figure(pg), label="latent map")
     run.click(functools.partial(draw_map, pg), [own, layers, generated, interpolation, trajectory, variations],
-              [figure, info], api_name="latent_map", preprocess=False)
+              [figure, info], api_name="latent_map", preprocess=False,
+              concurrency_id=MODEL_QUEUE)

@@ -16,7 +16,7 @@ import gradio as gr
 import torch
 
 from . import inputs
-from .context import MAX_SEED, SAMPLERS, Playground
+from .context import MAX_SEED, MODEL_QUEUE, Playground, SAMPLERS
 from .plots import CHANGED_COLOR, trajectory_figure
 
 CHANGED = "changed"
@@ -122,7 +122,8 @@ def build(pg: Playground, run_state: gr.State) -> None:
     slider = gr.Slider(1, 2, value=1, step=1, visible=False, label="Scrub through the steps")
     figure = gr.Plot(label="per-step quantities")
     running = run_button.click(functools.partial(run_trajectory, pg), [steps, sampler, seed],
-                               [text, figure, slider, caption, run_state], api_name="trajectory", preprocess=False)
+                               [text, figure, slider, caption, run_state], api_name="trajectory", preprocess=False,
+              concurrency_id=MODEL_QUEUE)
     stop_button.click(None, cancels=[running], api_visibility="private")
     slider.input(show_step, [run_state, slider], [text, figure, caption], api_name="trajectory_step", preprocess=False,
                  trigger_mode="always_last")

@@ -10,7 +10,7 @@ import gradio as gr
 from . import about_tab, generate_tab, interpolate_tab, latent_map_tab, trajectory_tab, vary_tab
 from .context import Playground
 
-CONCURRENCY = 1        # model calls at a time: torch already uses every core of a 2-vCPU Space
+CONCURRENCY = 1        # per concurrency id; every model event shares MODEL_QUEUE: torch already uses every core
 QUEUE_SIZE = 64        # requests waiting beyond this are refused with "queue full"
 CSS = ".gradio-container {max-width: 1200px !important}"
 

@@ -9,7 +9,7 @@ import gradio as gr
 import torch
 
 from . import inputs
-from .context import MAX_SEED, SAMPLERS, Playground, Produced
+from .context import MAX_SEED, MODEL_QUEUE, Playground, Produced, SAMPLERS
 
 MIN_STRENGTH = 0.01   # below this the noise is too small to change anything (and 1e-18 rounds t to t_end)
 EXAMPLES = [["Once upon a time, a little girl found a shiny stone in the garden.", 0.4, 4, 100, "sde", 0],
@@ -59,6 +59,7 @@ def build(pg: Playground, produced: gr.State) -> None:
                          label="Variations", column_widths=["20%", "80%"])
     handler = functools.partial(vary, pg)
     outputs = [table, info, produced]
-    run.click(handler, [text, strength, num, steps, sampler, seed], outputs, api_name="vary", preprocess=False)
+    run.click(handler, [text, strength, num, steps, sampler, seed], outputs, api_name="vary", preprocess=False,
+              concurrency_id=MODEL_QUEUE)
     gr.Examples(EXAMPLES, [text, strength, num, steps, sampler, seed], outputs, fn=handler, run_on_click=True,
                 cache_examples=False, label="Examples (click to run)")
