@@ -68,14 +68,13 @@ def integer(value: object, what: str, low: int, high: int) -> int:
     return int(value)
 
 
-def number(value: object, what: str, low: float, high: float, *, low_open: bool = False) -> float:
-    """A finite number in [low, high] (or (low, high] with ``low_open``)."""
+def number(value: object, what: str, low: float, high: float) -> float:
+    """A finite number in [low, high]."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or \
             (isinstance(value, float) and not math.isfinite(value)):   # (ints of any size are finite)
         raise refuse(f"{what} must be a finite number, got {_show(value)}.")
-    if value > high or value < low or (low_open and value == low):
-        bracket = "(" if low_open else "["
-        raise refuse(f"{what} must be in {bracket}{low:g}, {high:g}], got {_show(value)}.")
+    if not low <= value <= high:
+        raise refuse(f"{what} must be in [{low:g}, {high:g}], got {_show(value)}.")
     return float(value)
 
 
