@@ -68,7 +68,7 @@ def head_vocabulary(windows: torch.Tensor, encoder: FrozenEncoder) -> torch.Tens
 def train_autoencoder(cfg: TrainConfig, restart: bool = False, cpu: bool = False) -> Path:
     stage = cfg.autoencoder_stage
     out_dir = cfg.path / "autoencoder"
-    cache_dir = cfg.path / "cache"
+    cache_dir = cfg.cache_path
     accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=cpu)
     device = accelerator.device
     rank = accelerator.process_index

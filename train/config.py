@@ -2,7 +2,8 @@
 
 A preset holds the model configs (the same dataclasses ``cosmos`` uses) plus, per stage, the data
 sources, the optimiser and the loop's cadence. Unknown keys are errors that name the key. Any value
-can be overridden on the command line: ``--set autoencoder_stage.optim.steps=50``.
+can be overridden on the command line: ``--set autoencoder_stage.optim.steps=50``. A preset may start
+from another with ``base = "cpu-small"``: its tables are merged key by key over the base's.
 """
 
 from __future__ import annotations
@@ -135,6 +136,34 @@ class DiffusionStage:
 
 
 @dataclass
+class ArModelConfig:
+    """The autoregressive baseline (issue 5): a Llama-style decoder-only LM (RoPE, SwiGLU, RMSNorm, tied
+    embeddings) over the frozen encoder's tokenizer, its vocabulary cut to the tokens seen in training."""
+
+    num_layers: int = 8
+    hidden: int = 384
+    num_heads: int = 6
+    ffn_hidden: int = 1024
+    max_positions: int = 256      # RoPE table size; training uses autoencoder.max_length
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"ar.{f.name} must be a positive integer, got {value!r}")
+        if self.hidden % self.num_heads:
+            raise ConfigError(f"ar.hidden ({self.hidden}) must be divisible by ar.num_heads ({self.num_heads})")
+
+
+@dataclass
+class ArStage:
+    data: DataConfig | None = None   # None: the diffusion stage's data (the same windows Cosmos generates)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    loop: LoopConfig = field(default_factory=LoopConfig)
+    sample_count: int = 4            # samples logged at each evaluation
+
+
+@dataclass
 class TrainConfig:
     run_dir: str
     autoencoder_stage: AutoencoderStage
@@ -143,9 +172,12 @@ class TrainConfig:
     denoiser: DenoiserConfig = field(default_factory=DenoiserConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    ar: ArModelConfig = field(default_factory=ArModelConfig)
+    ar_stage: ArStage = field(default_factory=ArStage)
     seed: int = 0
     mixed_precision: str = "no"   # accelerate: "no" | "bf16" | "fp16"
     preset: str = ""              # the preset's name, for logs and model cards
+    cache_dir: str | None = None  # windows + frozen features; None = <run_dir>/cache (share it across runs)
 
     def __post_init__(self) -> None:
         if self.mixed_precision not in ("no", "bf16", "fp16"):
@@ -155,11 +187,16 @@ class TrainConfig:
     def path(self) -> Path:
         return Path(self.run_dir)
 
+    @property
+    def cache_path(self) -> Path:
+        return Path(self.cache_dir) if self.cache_dir else self.path / "cache"
+
 
 _NESTED = {
     TrainConfig: {"autoencoder_stage": AutoencoderStage, "diffusion_stage": DiffusionStage,
                   "autoencoder": AutoencoderConfig, "denoiser": DenoiserConfig, "schedule": ScheduleConfig,
-                  "sampling": SamplingConfig},
+                  "sampling": SamplingConfig, "ar": ArModelConfig, "ar_stage": ArStage},
+    ArStage: {"data": DataConfig, "optim": OptimConfig, "loop": LoopConfig},
     AutoencoderStage: {"data": DataConfig, "optim": OptimConfig, "loop": LoopConfig},
     DiffusionStage: {"data": DataConfig, "optim": OptimConfig, "loop": LoopConfig},
 }
@@ -196,18 +233,40 @@ def _apply_override(tree: dict[str, Any], assignment: str) -> None:
     node[leaf] = value
 
 
-def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
-    """Read a preset TOML (``train/configs/<name>.toml`` or a path), apply ``--set`` overrides."""
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` on top of ``base``, tables merged key by key (lists and values replaced whole)."""
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def _read_tree(path: str | Path, seen: tuple[Path, ...] = ()) -> tuple[Path, dict[str, Any]]:
+    """A preset's TOML as a dict, with its ``base`` preset (if any) merged underneath."""
     path = Path(path)
     if not path.suffix and not path.exists():
         path = Path(__file__).parent / "configs" / f"{path}.toml"
     if not path.is_file():
         presets = sorted(p.stem for p in (Path(__file__).parent / "configs").glob("*.toml"))
         raise ConfigError(f"config file {path} not found; presets: {presets}")
+    if path.resolve() in seen:
+        raise ConfigError(f"{path}: base presets form a cycle: {[p.name for p in seen]}")
     try:
         tree = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path} is not valid TOML: {err}") from err
+    base = tree.pop("base", None)
+    if base is not None:
+        if not isinstance(base, str):
+            raise ConfigError(f"{path}: base must be a preset name or path, got {base!r}")
+        tree = _merge(_read_tree(base, seen + (path.resolve(),))[1], tree)
+        tree.pop("preset", None)
+    return path, tree
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
+    """Read a preset TOML (``train/configs/<name>.toml`` or a path), apply ``--set`` overrides."""
+    path, tree = _read_tree(path)
     tree.setdefault("preset", path.stem)
     for assignment in overrides or []:
         _apply_override(tree, assignment)

@@ -55,7 +55,7 @@ def measure(pipe: CosmosPipeline, cfg: TrainConfig, max_windows: int) -> dict[st
         files = source.data_files or {}
         name = Path(files.get("test", source.path)).parent.name or source.path
         data = replace(cfg.autoencoder_stage.data, sources=[replace(source, max_texts=None)])
-        windows = load_windows(data, "test", pipe.encoder, pipe.max_length, cfg.path / "cache")[:max_windows]
+        windows = load_windows(data, "test", pipe.encoder, pipe.max_length, cfg.cache_path)[:max_windows]
         results[name] = {"accuracy": reconstruction_accuracy(pipe.autoencoder, pipe.encoder, windows),
                          "windows": len(windows)}
     return results

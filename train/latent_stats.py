@@ -44,8 +44,8 @@ def compute_latent_stats(cfg: TrainConfig, cpu: bool = False) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     data = cfg.diffusion_stage.data
     for split in ("train", "validation"):
-        windows = load_windows(data, split, pipe.encoder, pipe.max_length, cfg.path / "cache")
-        features = cached_features(pipe.encoder, windows, cfg.path / "cache", device=pipe.device)
+        windows = load_windows(data, split, pipe.encoder, pipe.max_length, cfg.cache_path)
+        features = cached_features(pipe.encoder, windows, cfg.cache_path, device=pipe.device)
         latents = compress_windows(pipe, windows, features)
         save_atomic({"latents": latents.contiguous(), "input_ids": windows.contiguous()}, out_dir / f"{split}.safetensors")
         if split == "train":

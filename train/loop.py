@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, load_model, save_file, save_model
 
 from .config import OptimConfig
 
@@ -145,7 +145,7 @@ def save_state(folder: Path, step: int, model: torch.nn.Module, optimizer: torch
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(tmp / "model.safetensors"))
+    save_model(model, str(tmp / "model.safetensors"))  # drops tied duplicates (an LM's head = its embedding)
     opt_tensors, opt_meta = _optimizer_tensors(optimizer)
     save_file({k: v.cpu() for k, v in opt_tensors.items()}, str(tmp / "optimizer.safetensors"))
     if ema is not None:
@@ -185,7 +185,7 @@ def load_state(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Opti
                               "rerun with --restart to start this stage over")
     device = next(model.parameters()).device
     try:
-        model.load_state_dict(load_file(str(folder / "model.safetensors"), device=str(device)))
+        load_model(model, str(folder / "model.safetensors"), device=str(device))
         optimizer.load_state_dict(_optimizer_from_tensors(load_file(str(folder / "optimizer.safetensors")),
                                                           meta.pop("optimizer")))
         if ema is not None:
