@@ -1,42 +1,54 @@
-"""Quality of a Cosmos pipeline on held-out TinyStories (paper Sec. 6 metrics, our own setting).
+"""Quality of the benchmark family on held-out TinyStories (paper Sec. 6 metrics, in our setting).
 
-    python -m bench.quality                                  # the embedded checkpoint
-    python -m bench.quality --pipeline DIR --samples 300 --seeds 3
+    python -m bench.quality                                   # every trained model + the embedded checkpoint
+    python -m bench.quality --models bench-l8 bench-ar        # some of them
+    python -m bench.quality --models assets/cosmos-cpu-small --samples 64 --seeds 2   # any pipeline folder
 
-Metrics (each over ``--seeds`` seeds of ``--samples`` unconditional samples; mean and spread):
+A model is a preset of ``bench.baselines`` (its trained pipeline / AR folder) or a pipeline folder.
+Each is written to ``bench/results/quality/<name>.json``; ``python -m bench.report`` makes the tables.
 
-    MAUVE          generated vs held-out reference texts (``mauve-text``), features = the frozen
-                   encoder's mean-pooled last hidden states (offline; the paper uses gpt2-large)
+Texts compared are windows of L tokens cut from whole stories exactly as training cuts them
+(``train.data.windows_from_texts``, stride L/2), detokenised: what every model here learns to generate.
+Per seed, ``--samples`` unconditional samples are drawn and compared with ``--samples`` held-out test
+windows drawn with the same seed; mean and spread are over ``--seeds`` seeds.
+
+    MAUVE          samples vs held-out windows (``mauve-text``), features = the frozen encoder's
+                   mean-pooled last hidden states (offline; the paper uses gpt2-large)
     diversity      product over n = 2, 3, 4 of unique / total word n-grams (paper Sec. 6)
-    memorization   share of generated word 4-grams that occur in the training texts
-    reconstruction held-out token accuracy of encode -> decode (the first L tokens of each test text)
-    robustness     reconstruction accuracy after adding Gaussian noise of std s x (latent std) to latents
-
-Reference texts are the test split cut to what the model reads (its first L tokens, detokenised the
-same way as samples), so length and casing do not decide MAUVE. Baselines (an AR LM, diffusion
-without compression, other compression ratios, a CE-only autoencoder) are not trained yet; this
-module measures what exists. Writes ``--out`` (JSON).
+    memorization   share of generated word 4-grams that occur in the training stories
+    gen. PPL       median perplexity of the samples under the AR baseline (``bench-ar``); for the AR
+                   row itself this is self-scored and only says how it samples its own distribution
+    reconstruction held-out token accuracy of encode -> decode (Cosmos only)
+    robustness     reconstruction accuracy after adding Gaussian noise of std s x (latent std)
+    smoothness     interpolation: ``--pairs`` pairs of held-out windows, 9 points on the straight line
+                   between their latents, each decoded; a point is well-formed when its AR perplexity
+                   is at most the 90th percentile of the AR perplexity of held-out human windows.
+                   Reported for the 7 interior points and, for comparison, the 2 reconstructed ends.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import random
 import re
 import statistics
 import time
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from cosmos import CosmosPipeline
+from cosmos import CosmosPipeline, FrozenEncoder
 
 DATA = Path("../shared/data/tinystories")
+RESULTS = Path("bench/results/quality")
 NOISE_LEVELS = (0.0, 0.1, 0.25, 0.5, 1.0)
+JUDGE = "bench-ar"                 # the AR baseline scores perplexities
+WELL_FORMED_PERCENTILE = 90
 
 
+# --- text metrics --------------------------------------------------------------------------------------
 def words(text: str) -> list[str]:
     return re.findall(r"\w+|[^\w\s]", text.lower())
 
@@ -60,32 +72,56 @@ def memorization(texts: list[str], train_4grams: set[tuple[str, ...]]) -> float:
     return sum(g in train_4grams for g in grams) / len(grams) if grams else 0.0
 
 
+def well_formed_share(perplexities: list[float], threshold: float) -> float:
+    return sum(p <= threshold for p in perplexities) / len(perplexities) if perplexities else 0.0
+
+
+def spread(values: list[float]) -> dict:
+    return {"mean": round(statistics.fmean(values), 4),
+            "std": round(statistics.stdev(values), 4) if len(values) > 1 else 0.0, "runs": [round(v, 4) for v in values]}
+
+
+# --- data ----------------------------------------------------------------------------------------------
 def read_texts(path: Path) -> list[str]:
     return [json.loads(line)["text"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+def held_out_windows(texts: list[str], tokenizer, max_length: int) -> list[str]:
+    """Detokenised training-style windows (stride L/2) of held-out stories: what the models generate."""
+    from train.data import windows_from_texts
+
+    ids = windows_from_texts(texts, tokenizer, max_length, max(1, (max_length - 2) // 2))
+    return [t for t in tokenizer.batch_decode(ids, skip_special_tokens=True) if t.strip()]
+
+
+def seeded_subset(items: list[str], k: int, seed: int) -> list[str]:
+    return random.Random(seed).sample(items, min(k, len(items)))
+
+
+# --- MAUVE on frozen-encoder features --------------------------------------------------------------------
 @torch.inference_mode()
-def encoder_features(pipe: CosmosPipeline, texts: list[str], batch: int = 64) -> np.ndarray:
+def encoder_features(encoder: FrozenEncoder, texts: list[str], max_length: int, batch: int = 64) -> np.ndarray:
     """(K, D) mean-pooled frozen-encoder features, the MAUVE embedding."""
     out = []
     for start in range(0, len(texts), batch):
-        tok = pipe.tokenize(texts[start:start + batch])
-        ids, mask = tok.input_ids.to(pipe.device), tok.attention_mask.to(pipe.device)
-        hidden = pipe.encoder(ids, mask)                                        # (B, L, D)
-        pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp_min(1)
-        out.append(pooled.float().cpu())
+        tok = encoder.tokenize(texts[start:start + batch], max_length)
+        hidden = encoder(tok.input_ids, tok.attention_mask)                       # (B, L, D)
+        mask = tok.attention_mask[..., None].float()
+        out.append(((hidden * mask).sum(1) / mask.sum(1).clamp_min(1)).float())
     return torch.cat(out).numpy()
 
 
-def mauve_score(pipe: CosmosPipeline, generated: list[str], reference: list[str], seed: int) -> float:
+def mauve_score(judge: FrozenEncoder, generated: list[str], reference: list[str], max_length: int, seed: int) -> float:
     import mauve
 
     keep = [t for t in generated if t.strip()] or ["."]
-    result = mauve.compute_mauve(p_features=encoder_features(pipe, reference), q_features=encoder_features(pipe, keep),
-                                 seed=seed, verbose=False, num_buckets=max(2, min(len(keep), len(reference)) // 10))
+    result = mauve.compute_mauve(p_features=encoder_features(judge, reference, max_length),
+                                 q_features=encoder_features(judge, keep, max_length), seed=seed, verbose=False,
+                                 num_buckets=max(2, min(len(keep), len(reference)) // 10))
     return float(result.mauve)
 
 
+# --- Cosmos-only metrics -------------------------------------------------------------------------------
 @torch.inference_mode()
 def reconstruction(pipe: CosmosPipeline, texts: list[str], noise: float = 0.0, seed: int = 0) -> float:
     """Token accuracy of decode(encode(text) + noise x latent std) over real tokens ([CLS]/[SEP] included)."""
@@ -104,60 +140,160 @@ def reconstruction(pipe: CosmosPipeline, texts: list[str], noise: float = 0.0, s
     return correct / max(total, 1)
 
 
-def spread(values: list[float]) -> dict:
-    return {"mean": round(statistics.fmean(values), 4),
-            "std": round(statistics.stdev(values), 4) if len(values) > 1 else 0.0, "runs": [round(v, 4) for v in values]}
+def interpolation_paths(pipe: CosmosPipeline, windows: list[str], pairs: int, seed: int, points: int = 9
+                        ) -> tuple[list[str], list[str]]:
+    """Decoded (interior points, end points) of straight latent paths between random pairs of windows."""
+    rng = random.Random(seed)
+    interior, ends = [], []
+    for _ in range(pairs):
+        a, b = rng.sample(windows, 2)
+        texts = pipe.interpolate(a, b, k=points, method="lerp").texts
+        interior += texts[1:-1]
+        ends += [texts[0], texts[-1]]
+    return interior, ends
 
 
-def evaluate(pipe: CosmosPipeline, samples: int, seeds: int, steps: int | None, test_texts: list[str],
-             train_texts: list[str]) -> dict:
-    # references: what the model reads of each test text (its first L tokens), detokenised like samples
-    reference = pipe.ids_to_texts(pipe.tokenize(test_texts[:samples]).input_ids)
+# --- the models ----------------------------------------------------------------------------------------
+def load_model(name: str):
+    """A preset of the benchmark family (-> its trained folder), a pipeline folder or an AR folder:
+    (name, model)."""
+    from bench.baselines import BY_PRESET, model_dir
+
+    if name in BY_PRESET:
+        folder = model_dir(name)
+        if BY_PRESET[name].kind == "ar":
+            from train.ar import ArLanguageModel
+            return name, ArLanguageModel.from_pretrained(folder)
+        return name, CosmosPipeline.from_pretrained(folder)
+    if (Path(name) / "ar.json").is_file():
+        from train.ar import ArLanguageModel
+        return Path(name).name, ArLanguageModel.from_pretrained(name)
+    return Path(name).name, CosmosPipeline.from_pretrained(name)
+
+
+def sample(model, num: int, seed: int, steps: int | None) -> list[str]:
+    if isinstance(model, CosmosPipeline):
+        return model.generate(num, steps=steps, seed=seed).texts
+    return model.generate(num, seed=seed)
+
+
+def parameter_counts(model) -> dict:
+    if isinstance(model, CosmosPipeline):
+        count = lambda m: sum(p.numel() for p in m.parameters()) if m is not None else 0  # noqa: E731
+        ae = model.autoencoder
+        return {"denoiser": count(model.denoiser), "decoder_and_head": count(ae.decoder) + count(ae.head),
+                "compressor": count(ae.compressor), "latents": list(model.latent_shape)}
+    return {"lm": model.num_parameters()}
+
+
+def evaluate(model, *, samples: int, seeds: int, steps: int | None, windows: list[str], train_texts: list[str],
+             judge: FrozenEncoder, ar_judge, pairs: int, max_length: int) -> dict:
     train_4grams = {g for t in train_texts for g in ngrams(words(t), 4)}
-    runs = {"mauve": [], "diversity": [], "memorization": [], "empty_share": [], "seconds": []}
-    example = []
+    runs: dict[str, list[float]] = {k: [] for k in ("mauve", "diversity", "memorization", "empty_share",
+                                                    "gen_ppl", "seconds")}
+    example: list[str] = []
     for seed in range(seeds):
+        reference = seeded_subset(windows, samples, 1000 + seed)
         start = time.perf_counter()
-        texts = pipe.generate(samples, steps=steps, seed=seed).texts
+        texts = sample(model, samples, seed, steps)
         runs["seconds"].append(time.perf_counter() - start)
-        runs["mauve"].append(mauve_score(pipe, texts, reference, seed))
+        runs["mauve"].append(mauve_score(judge, texts, reference, max_length, seed))
         runs["diversity"].append(diversity(texts))
         runs["memorization"].append(memorization(texts, train_4grams))
         runs["empty_share"].append(sum(not t.strip() for t in texts) / len(texts))
-        example = example or texts[:3]
-    held_out = test_texts[: max(samples, 200)]
-    return {"samples_per_seed": samples, "seeds": seeds, "steps": steps or pipe.sampling.steps,
-            **{k: spread(v) for k, v in runs.items()},
-            "reference": {"diversity": round(diversity(reference), 4),
-                          "memorization": round(memorization(reference, train_4grams), 4)},
-            "reconstruction_accuracy": round(reconstruction(pipe, held_out), 4),
-            "robustness": {f"{s:g}": round(reconstruction(pipe, held_out, s), 4) for s in NOISE_LEVELS},
-            "example_samples": example}
+        if ar_judge is not None:
+            runs["gen_ppl"].append(statistics.median(ar_judge.perplexities([t or "." for t in texts])))
+        example = example or texts[:5]
+    result = {"samples_per_seed": samples, "seeds": seeds, "params": parameter_counts(model),
+              **{k: spread(v) for k, v in runs.items() if v}, "example_samples": example}
+    if isinstance(model, CosmosPipeline):
+        result["steps"] = steps or model.sampling.steps
+        held_out = seeded_subset(windows, max(samples, 256), 0)
+        result["reconstruction_accuracy"] = round(reconstruction(model, held_out), 4)
+        result["robustness"] = {f"{s:g}": round(reconstruction(model, held_out, s), 4) for s in NOISE_LEVELS}
+        if ar_judge is not None:
+            threshold = ar_judge_threshold(ar_judge, windows)
+            interior, ends = interpolation_paths(model, windows, pairs, seed=0)
+            result["interpolation"] = {
+                "pairs": pairs, "points": 9, "threshold_ppl": round(threshold, 2),
+                "interior_well_formed": round(well_formed_share(ar_judge.perplexities(interior), threshold), 4),
+                "ends_well_formed": round(well_formed_share(ar_judge.perplexities(ends), threshold), 4),
+                "example_path": interior[:7]}
+    return result
+
+
+_THRESHOLDS: dict[int, float] = {}
+
+
+def ar_judge_threshold(ar_judge, windows: list[str]) -> float:
+    """The 90th percentile of the AR judge's perplexity over (up to 512) held-out human windows."""
+    key = id(ar_judge)
+    if key not in _THRESHOLDS:
+        ppl = ar_judge.perplexities(seeded_subset(windows, 512, 7))
+        _THRESHOLDS[key] = float(np.percentile(ppl, WELL_FORMED_PERCENTILE))
+    return _THRESHOLDS[key]
+
+
+def reference_row(windows: list[str], train_texts: list[str], samples: int, seeds: int, ar_judge) -> dict:
+    """The same text metrics on held-out human windows (a second draw, disjoint seeds): the ceiling."""
+    train_4grams = {g for t in train_texts for g in ngrams(words(t), 4)}
+    draws = [seeded_subset(windows, samples, 2000 + s) for s in range(seeds)]
+    row = {"samples_per_seed": samples, "seeds": seeds,
+           "diversity": spread([diversity(d) for d in draws]),
+           "memorization": spread([memorization(d, train_4grams) for d in draws])}
+    if ar_judge is not None:
+        row["gen_ppl"] = spread([statistics.median(ar_judge.perplexities(d)) for d in draws])
+    return row
 
 
 def main(argv: list[str] | None = None) -> None:
+    from bench.baselines import BASELINES, model_dir
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pipeline", default="assets/cosmos-cpu-small")
-    parser.add_argument("--samples", type=int, default=200, help="samples per seed (and reference texts)")
+    parser.add_argument("--models", nargs="+", default=None,
+                        help="bench presets or pipeline folders (default: every trained preset + the embedded one)")
+    parser.add_argument("--samples", type=int, default=256, help="samples per seed (and reference windows)")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=None, help="sampler steps (default: the pipeline's)")
+    parser.add_argument("--steps", type=int, default=100, help="Cosmos sampler steps")
+    parser.add_argument("--pairs", type=int, default=24, help="interpolation pairs")
+    parser.add_argument("--judge", default=JUDGE, help="AR model that scores perplexities (preset or folder)")
     parser.add_argument("--data", default=str(DATA), help="folder with train.jsonl and test.jsonl")
-    parser.add_argument("--out", default=None, help="JSON path (default bench/results/quality-<name>.json)")
+    parser.add_argument("--out", default=str(RESULTS), help="folder for <name>.json")
     args = parser.parse_args(argv)
-    pipe = CosmosPipeline.from_pretrained(args.pipeline)
+    names = args.models or [b.preset for b in BASELINES if (model_dir(b.preset) / "config.json").is_file()
+                            or (model_dir(b.preset) / "model_index.json").is_file()] + ["assets/cosmos-cpu-small"]
+    judge = FrozenEncoder.from_pretrained()
+    try:
+        ar_judge = load_model(args.judge)[1]
+    except Exception as err:  # the AR judge is optional: without it, no gen. PPL and no smoothness
+        print(f"note: no AR judge ({err}); gen. PPL and interpolation smoothness are skipped")
+        ar_judge = None
     data = Path(args.data)
-    result = {"pipeline": args.pipeline,
-              **evaluate(pipe, args.samples, args.seeds, args.steps, read_texts(data / "test.jsonl"),
-                         read_texts(data / "train.jsonl"))}
-    out = Path(args.out or f"bench/results/quality-{Path(args.pipeline).name}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n")
-    for key in ("mauve", "diversity", "memorization", "empty_share"):
-        print(f"{key:<14} {result[key]['mean']:.4f} ± {result[key]['std']:.4f}  (runs {result[key]['runs']})")
-    print(f"{'reference':<14} diversity {result['reference']['diversity']}, memorization "
-          f"{result['reference']['memorization']} (held-out human text, same length)")
-    print(f"reconstruction {result['reconstruction_accuracy']}; robustness {result['robustness']}")
-    print(f"wrote {out}")
+    L = 64
+    windows = held_out_windows(read_texts(data / "test.jsonl"), judge.tokenizer, L)
+    train_texts = read_texts(data / "train.jsonl")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    settings = {"samples": args.samples, "seeds": args.seeds, "steps": args.steps, "pairs": args.pairs,
+                "held_out_windows": len(windows), "window_tokens": L, "torch_threads": torch.get_num_threads()}
+    (out / "reference.json").write_text(json.dumps(
+        {"settings": settings, **reference_row(windows, train_texts, args.samples, args.seeds, ar_judge)},
+        indent=1) + "\n")
+    for name in names:
+        label, model = load_model(name)
+        if getattr(model, "max_length", L) != L:
+            raise SystemExit(f"error: {name} reads {model.max_length} tokens; this benchmark compares L = {L}")
+        started = time.perf_counter()
+        result = evaluate(model, samples=args.samples, seeds=args.seeds, steps=args.steps, windows=windows,
+                          train_texts=train_texts, judge=judge, ar_judge=ar_judge, pairs=args.pairs, max_length=L)
+        result = {"model": name, "settings": settings, "minutes": round((time.perf_counter() - started) / 60, 2),
+                  **result}
+        (out / f"{label}.json").write_text(json.dumps(result, indent=1) + "\n")
+        summary = "  ".join(f"{k} {result[k]['mean']:.4f}±{result[k]['std']:.4f}"
+                            for k in ("mauve", "diversity", "memorization", "gen_ppl") if k in result)
+        print(f"{label}: {summary}  recon {result.get('reconstruction_accuracy', '-')}  "
+              f"smooth {result.get('interpolation', {}).get('interior_well_formed', '-')}", flush=True)
+    print(f"wrote {out}/")
 
 
 if __name__ == "__main__":
