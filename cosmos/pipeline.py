@@ -99,6 +99,7 @@ def _check_int(name: str, value, low: int, high: int | None = None) -> int:
 
 
 def _warn_truncated(batch: TokenizedBatch, what: str, unit: str) -> None:
+    """A TextTruncatedWarning naming the rows of ``batch`` that were cut to its length."""
     cut = [i for i, t in enumerate(batch.truncated) if t]
     if cut:
         warnings.warn(TextTruncatedWarning(
