@@ -41,6 +41,14 @@ class DataSource:
             raise ConfigError(f"max_texts must be a positive integer, got {self.max_texts!r}")
 
 
+def _source_list(cls: type, sources: list, table: str) -> list:
+    """``sources`` (dicts from TOML, or ``cls`` instances) as ``cls`` instances; at least one."""
+    built = [s if isinstance(s, cls) else config_from_dict(cls, s, where=f"{table} source") for s in sources]
+    if not built:
+        raise ConfigError(f"{table}.sources is empty: name at least one dataset")
+    return built
+
+
 def _default_splits() -> dict[str, str]:
     return {"train": "train", "validation": "validation", "test": "test"}
 
@@ -52,10 +60,7 @@ class DataConfig:
     splits: dict[str, str] = field(default_factory=_default_splits)
 
     def __post_init__(self) -> None:
-        self.sources = [s if isinstance(s, DataSource) else config_from_dict(DataSource, s, where="data source")
-                        for s in self.sources]
-        if not self.sources:
-            raise ConfigError("data.sources is empty: name at least one dataset")
+        self.sources = _source_list(DataSource, self.sources, "data")
         if self.stride is not None and (not isinstance(self.stride, int) or self.stride < 1):
             raise ConfigError(f"stride must be a positive integer, got {self.stride!r}")
 
@@ -102,10 +107,7 @@ class PairDataConfig:
     splits: dict[str, str] = field(default_factory=_default_splits)
 
     def __post_init__(self) -> None:
-        self.sources = [s if isinstance(s, PairSource) else config_from_dict(PairSource, s, where="pair source")
-                        for s in self.sources]
-        if not self.sources:
-            raise ConfigError("pairs.sources is empty: name at least one dataset")
+        self.sources = _source_list(PairSource, self.sources, "pairs")
 
 
 @dataclass
