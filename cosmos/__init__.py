@@ -4,9 +4,9 @@ The pipeline in one screen (each name is a module here):
     encoder       frozen pretrained encoder: text -> token features (B, L, D)
     autoencoder   compressor (B, L, D) -> latents (B, N, d); decoder latents -> logits (B, L, V)
     normalization feature / latent statistics computed from data
-    denoiser      x0-predicting transformer on normalised latents (B, N, d)
+    denoiser      x0-predicting transformer on normalised latents (B, N, d); optionally prompt-conditioned
     schedule      tan-d noise schedule a(t), s(t), beta(t)
-    sampling      Euler-Maruyama and DDIM samplers that yield every step
+    sampling      Euler-Maruyama and DDIM samplers that yield every step; classifier-free guidance
     pipeline      CosmosPipeline: encode, decode, generate, trajectory, interpolate, vary
     checkpoint    safetensors + config.json folders, validated loading
 """
@@ -18,12 +18,12 @@ from .config import (DEFAULT_ENCODER, AutoencoderConfig, ConfigError, DenoiserCo
 from .denoiser import CosmosDenoiser
 from .encoder import EncoderLoadError, FrozenEncoder
 from .pipeline import CosmosPipeline, GenerationOutput, InterpolationOutput, TextTruncatedWarning, TrajectoryStep
-from .sampling import SAMPLERS, Step, sample_ddim, sample_euler_maruyama
+from .sampling import SAMPLERS, Step, guided, sample_ddim, sample_euler_maruyama
 from .schedule import TanDSchedule
 
 __all__ = [
     "DEFAULT_ENCODER", "AutoencoderConfig", "CheckpointError", "ConfigError", "CosmosAutoencoder",
     "CosmosDenoiser", "CosmosPipeline", "DenoiserConfig", "EncoderLoadError", "FrozenEncoder",
     "GenerationOutput", "InterpolationOutput", "SAMPLERS", "SamplingConfig", "ScheduleConfig", "Step",
-    "TanDSchedule", "TextTruncatedWarning", "TrajectoryStep", "sample_ddim", "sample_euler_maruyama",
+    "TanDSchedule", "TextTruncatedWarning", "TrajectoryStep", "guided", "sample_ddim", "sample_euler_maruyama",
 ]

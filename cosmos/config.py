@@ -167,6 +167,12 @@ class DenoiserConfig:
     time_embed_dim: int = 256      # sinusoidal features of t before the time MLP
     self_condition: bool = True
     rope_theta: float = 10000.0
+    # Prompt conditioning (method: "Conditional tasks"). None = an unconditional model (no source
+    # weights; its config.json has none of these fields, as before). Otherwise the width of the source
+    # features: the frozen encoder's token features of the prompt, so it must equal the encoder width.
+    source_dim: int | None = None
+    source_layers: int = 1         # trainable bidirectional blocks over the projected source (0 = none)
+    source_max_length: int = 32    # prompt tokens ([CLS] and [SEP] included); longer prompts are cut
 
     def __post_init__(self) -> None:
         for name in ("latent_dim", "num_latents", "num_layers", "head_dim", "time_embed_dim"):
@@ -181,6 +187,18 @@ class DenoiserConfig:
         _check(isinstance(self.self_condition, bool), f"self_condition must be true/false, got {self.self_condition!r}")
         _check(isinstance(self.rope_theta, (int, float)) and self.rope_theta > 0,
                f"rope_theta must be > 0, got {self.rope_theta!r}")
+        if self.source_dim is not None:
+            _positive_int("source_dim", self.source_dim)
+        _check(isinstance(self.source_layers, int) and not isinstance(self.source_layers, bool)
+               and self.source_layers >= 0, f"source_layers must be an integer >= 0, got {self.source_layers!r}")
+        _positive_int("source_max_length", self.source_max_length)
+        _check(self.source_max_length >= 3, "source_max_length must be >= 3 ([CLS], one token, [SEP]), "
+                                            f"got {self.source_max_length}")
+
+    @property
+    def conditional(self) -> bool:
+        """True for a prompt-conditioned model (``source_dim`` set)."""
+        return self.source_dim is not None
 
     @property
     def num_heads(self) -> int:
@@ -216,6 +234,9 @@ class SamplingConfig:
     steps: int = 200
     t_end: float = 0.05       # the paper stops at t = 0.05 and returns that step's mean
     batch_size: int = 32      # generate() splits larger requests into chunks of this size
+    # Classifier-free guidance weight w for prompted generation: x0 = x0_c + w (x0_c - x0_u);
+    # 0 = plain conditional. Only conditional pipelines store it in model_index.json.
+    guidance_scale: float = 1.0
 
     def __post_init__(self) -> None:
         _check(self.sampler in ("sde", "ddim"), f"sampler must be 'sde' or 'ddim', got {self.sampler!r}")
@@ -223,6 +244,14 @@ class SamplingConfig:
         _positive_int("batch_size", self.batch_size)
         _check(isinstance(self.t_end, (int, float)) and 0 < self.t_end < 1,
                f"t_end must be in (0, 1) (s(0) = 0 leaves no noise to invert), got {self.t_end!r}")
+        _check(is_guidance_scale(self.guidance_scale),
+               f"guidance_scale must be a finite number >= 0, got {self.guidance_scale!r}")
+
+
+def is_guidance_scale(value: Any) -> bool:
+    """A valid classifier-free guidance weight: a finite real number >= 0 (not a bool)."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            and value >= 0)
 
 
 def to_dict(config: Any) -> dict[str, Any]:

@@ -4,6 +4,11 @@
          --compressor--> latents z (B, N, d) --normalise--> diffusion space (B, N, d)
     noise --sampler + denoiser--> z --denormalise--> decoder --> logits (B, L, V) --argmax, cut at [SEP]--> text
 
+A prompt-conditioned checkpoint (``pipe.supports_prompts``) also takes a prompt: its tokens
+(at most ``source_max_length``) go through the same frozen encoder and feature normalisation as the
+autoencoder's input, and the denoiser reads them through cross-attention, with classifier-free
+guidance (``guidance_scale``) at sampling time (method: "Conditional tasks").
+
 A pipeline folder (``save_pretrained`` / ``from_pretrained``):
 
     model_index.json            format version, schedule and sampler defaults
@@ -27,10 +32,10 @@ import torch
 from .autoencoder import CosmosAutoencoder
 from .checkpoint import CheckpointError, load_component, read_json, resolve_pretrained, save_component
 from .config import (FORMAT_VERSION, AutoencoderConfig, ConfigError, DenoiserConfig, SamplingConfig,
-                     ScheduleConfig, config_from_dict, to_dict)
+                     ScheduleConfig, config_from_dict, is_guidance_scale, to_dict)
 from .denoiser import CosmosDenoiser
 from .encoder import FrozenEncoder, TokenizedBatch, as_text_list
-from .sampling import Step, get_sampler, invert_ddim
+from .sampling import Step, get_sampler, guided, invert_ddim
 from .schedule import TanDSchedule
 
 INTERPOLATION_METHODS = ("lerp", "slerp", "noise")
@@ -40,7 +45,20 @@ ProgressCallback = Callable[[int, int], None]
 
 
 class TextTruncatedWarning(UserWarning):
-    """A text had more tokens than the autoencoder's length L and was cut to L."""
+    """A text had more tokens than the autoencoder's length L (or a prompt more than the denoiser's
+    ``source_max_length``) and was cut to that length."""
+
+
+@dataclass
+class _Prompts:
+    """Encoded prompts for one sampling run, one row per sample."""
+
+    features: torch.Tensor  # (B, S, source_dim) normalised frozen-encoder features
+    mask: torch.Tensor      # (B, S) bool, True on real tokens
+    scale: float            # classifier-free guidance weight
+
+    def rows(self, start: int, stop: int) -> "_Prompts":
+        return _Prompts(self.features[start:stop], self.mask[start:stop], self.scale)
 
 
 @dataclass
@@ -80,6 +98,15 @@ def _check_int(name: str, value, low: int, high: int | None = None) -> int:
     return value
 
 
+def _warn_truncated(batch: TokenizedBatch, what: str, unit: str) -> None:
+    """A TextTruncatedWarning naming the rows of ``batch`` that were cut to its length."""
+    cut = [i for i, t in enumerate(batch.truncated) if t]
+    if cut:
+        warnings.warn(TextTruncatedWarning(
+            f"{len(cut)} {what} (index {cut[:5]}{'...' if len(cut) > 5 else ''}) exceed the model's "
+            f"{batch.max_length} {unit} and were truncated to {batch.max_length}"), stacklevel=3)
+
+
 def slerp(a: torch.Tensor, b: torch.Tensor, w: float) -> torch.Tensor:
     """Spherical interpolation along the last axis; falls back to lerp for (anti)parallel vectors."""
     a_unit = a / a.norm(dim=-1, keepdim=True).clamp_min(1e-8)
@@ -109,6 +136,11 @@ class CosmosPipeline:
         if denoiser is not None and (denoiser.cfg.latent_dim, denoiser.cfg.num_latents) != (ae.latent_width, ae.num_latents):
             raise ConfigError(f"denoiser works on latents ({denoiser.cfg.num_latents}, {denoiser.cfg.latent_dim}) "
                               f"but the autoencoder makes ({ae.num_latents}, {ae.latent_width})")
+        if denoiser is not None and denoiser.cfg.conditional and denoiser.cfg.source_dim != encoder.hidden_size:
+            raise ConfigError(f"the denoiser reads prompt features of width {denoiser.cfg.source_dim} but the encoder "
+                              f"{encoder.name_or_path!r} makes width {encoder.hidden_size}: the denoiser was trained "
+                              "with another encoder. Load it with the encoder it was trained with, or re-export "
+                              "the checkpoint from one training run (`python -m train.export`)")
         self.encoder = encoder.eval()
         self.autoencoder = autoencoder.eval()
         self.denoiser = denoiser.eval() if denoiser is not None else None
@@ -172,10 +204,13 @@ class CosmosPipeline:
         save_component(self.autoencoder, folder / "autoencoder", dtype=dtype)
         if self.denoiser is not None:
             save_component(self.denoiser, folder / "denoiser", dtype=dtype)
+        sampling = to_dict(self.sampling)
+        if not self.supports_prompts:  # the model_index.json of before prompts existed: older loaders read it
+            del sampling["guidance_scale"]
         index = {"_class_name": type(self).__name__, "format_version": FORMAT_VERSION,
                  "components": {"autoencoder": "CosmosAutoencoder",
                                 "denoiser": "CosmosDenoiser" if self.denoiser is not None else None},
-                 "schedule": to_dict(self.schedule.config), "sampling": to_dict(self.sampling)}
+                 "schedule": to_dict(self.schedule.config), "sampling": sampling}
         (folder / "model_index.json").write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
 
     def to(self, device: str | torch.device) -> "CosmosPipeline":
@@ -194,6 +229,11 @@ class CosmosPipeline:
     def latent_shape(self) -> tuple[int, int]:
         return self.autoencoder.cfg.num_latents, self.autoencoder.cfg.latent_width
 
+    @property
+    def supports_prompts(self) -> bool:
+        """True when the denoiser is prompt-conditioned (``generate(prompt=...)`` works)."""
+        return self.denoiser is not None and self.denoiser.cfg.conditional
+
     def tokenize(self, texts: str | list[str]) -> TokenizedBatch:
         return self.encoder.tokenize(texts, self.max_length)
 
@@ -204,13 +244,60 @@ class CosmosPipeline:
         if not texts:
             return torch.zeros((0, *self.latent_shape), device=self.device)
         batch = self.tokenize(texts)
-        cut = [i for i, t in enumerate(batch.truncated) if t]
-        if cut:
-            warnings.warn(TextTruncatedWarning(
-                f"{len(cut)} text(s) (index {cut[:5]}{'...' if len(cut) > 5 else ''}) exceed the model's "
-                f"{self.max_length} tokens and were truncated to {self.max_length}"), stacklevel=2)
+        _warn_truncated(batch, "text(s)", "tokens")
         ids, mask = batch.input_ids.to(self.device), batch.attention_mask.to(self.device)
         return self.autoencoder.encode(self.encoder(ids, mask), mask)
+
+    @torch.inference_mode()
+    def encode_prompts(self, prompts: str | list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prompts -> source features (B, S, source_dim) and mask (B, S) for a conditional denoiser.
+
+        Frozen-encoder token features, normalised like the autoencoder's input (its feature
+        statistics), padded to the longest prompt. Prompts longer than the denoiser's
+        ``source_max_length`` tokens ([CLS] and [SEP] included) are cut to it, with a
+        TextTruncatedWarning.
+        """
+        self._require_prompts()
+        batch = self.encoder.tokenize(as_text_list(prompts), self.denoiser.cfg.source_max_length)
+        _warn_truncated(batch, "prompt(s)", "prompt tokens")
+        width = max(1, int(batch.attention_mask.sum(1).max()))          # longest prompt; the rest is padding
+        ids = batch.input_ids[:, :width].to(self.device)
+        mask = batch.attention_mask[:, :width].to(self.device)
+        return self.autoencoder.normalize_features(self.encoder(ids, mask)), mask
+
+    def _prompts(self, prompt, num, guidance_scale, max_num: int | None = None) -> tuple[int, _Prompts | None]:
+        """Validate ``prompt`` / ``num`` / ``guidance_scale``: (number of samples, encoded prompts or None)."""
+        if prompt is None:
+            if guidance_scale is not None:
+                raise ValueError("guidance_scale applies to prompted generation only; give a prompt or leave "
+                                 "guidance_scale unset")
+            return _check_int("num", 1 if num is None else num, 1, max_num), None
+        self._require_prompts()
+        scale = self.sampling.guidance_scale if guidance_scale is None else guidance_scale
+        if not is_guidance_scale(scale):
+            raise ValueError(f"guidance_scale must be a finite number >= 0, got {scale!r}")
+        if isinstance(prompt, (list, tuple)):
+            if not prompt:
+                raise ValueError("prompt is an empty list; give at least one prompt (or None for no prompt)")
+            if num is not None and _check_int("num", num, 1) != len(prompt):
+                raise ValueError(f"num ({num}) must equal the number of prompts ({len(prompt)}) or be left unset: "
+                                 "a list of prompts gives one sample per prompt")
+            if max_num is not None and len(prompt) > max_num:
+                raise ValueError(f"prompt: at most {max_num} prompts at a time here, got {len(prompt)}")
+            num = _check_int("num", len(prompt), 1, max_num)
+        else:
+            num = _check_int("num", 1 if num is None else num, 1, max_num)
+        try:
+            texts = as_text_list(prompt)
+        except TypeError as err:
+            raise ValueError(f"prompt must be a string or a list of strings ({err})") from None
+        blank = [i for i, text in enumerate(texts) if not text.strip()]
+        if blank:
+            raise ValueError(f"prompt must not be empty or blank (prompt {blank[0]} is {texts[blank[0]]!r})")
+        features, mask = self.encode_prompts(texts)
+        if len(texts) == 1 and num > 1:                      # one prompt, ``num`` samples of it
+            features, mask = features.expand(num, -1, -1), mask.expand(num, -1)
+        return num, _Prompts(features, mask, float(scale))
 
     @torch.inference_mode()
     def decode_token_ids(self, latents: torch.Tensor) -> torch.Tensor:
@@ -263,6 +350,12 @@ class CosmosPipeline:
                                "train one with the diffusion stage before generating")
         return self.denoiser
 
+    def _require_prompts(self) -> None:
+        if not self.supports_prompts:
+            self._require_denoiser()  # an autoencoder-only pipeline says so first
+            raise ValueError("prompt: this checkpoint is unconditional (its denoiser was trained without "
+                             "prompts); generate without a prompt or load a prompt-conditioned checkpoint")
+
     def _sampler_settings(self, steps, sampler) -> tuple[int, str]:
         steps = _check_int("steps", self.sampling.steps if steps is None else steps, 1, 10_000)
         sampler = self.sampling.sampler if sampler is None else sampler
@@ -270,15 +363,18 @@ class CosmosPipeline:
         return steps, sampler
 
     def _denoise(self, z_start: torch.Tensor, steps: int, sampler: str, generator: torch.Generator,
-                 t_start: float = 1.0) -> Iterator[Step]:
-        """Run a sampler from z_start (normalised space) at t_start; yields its Steps."""
+                 t_start: float = 1.0, prompts: _Prompts | None = None) -> Iterator[Step]:
+        """Run a sampler from z_start (normalised space) at t_start; yields its Steps. With ``prompts``
+        (one row per sample) the denoiser is wrapped with classifier-free guidance."""
         denoiser = self._require_denoiser()
-        return get_sampler(sampler)(denoiser, self.schedule, z_start.to(self.device), steps,
+        model = denoiser if prompts is None else guided(denoiser, prompts.features, prompts.mask, prompts.scale)
+        return get_sampler(sampler)(model, self.schedule, z_start.to(self.device), steps,
                                     generator=generator, t_start=t_start, t_end=self.sampling.t_end,
                                     self_condition=denoiser.cfg.self_condition)
 
     def _denoise_chunked(self, z_start: torch.Tensor, steps: int, sampler: str, generator: torch.Generator,
-                         t_start: float = 1.0, progress: ProgressCallback | None = None) -> torch.Tensor:
+                         t_start: float = 1.0, progress: ProgressCallback | None = None,
+                         prompts: _Prompts | None = None) -> torch.Tensor:
         """Run the sampler to its end on chunks of ``sampling.batch_size``; returns the final z (B, N, d),
         normalised space. ``progress(done, total)`` is called after every step."""
         chunk = self.sampling.batch_size
@@ -286,7 +382,8 @@ class CosmosPipeline:
         total, done, finals = steps * len(starts), 0, []
         for start in starts:
             last = None
-            for last in self._denoise(z_start[start:start + chunk], steps, sampler, generator, t_start):
+            extra = {} if prompts is None else {"prompts": prompts.rows(start, start + chunk)}
+            for last in self._denoise(z_start[start:start + chunk], steps, sampler, generator, t_start, **extra):
                 done += 1
                 if progress is not None:
                     progress(done, total)
@@ -306,26 +403,37 @@ class CosmosPipeline:
         return torch.randn((num, *self.latent_shape), generator=generator)  # (B, N, d) on CPU
 
     @torch.inference_mode()
-    def generate(self, num: int = 1, steps: int | None = None, sampler: str | None = None,
-                 seed: int | None = None, progress: ProgressCallback | None = None) -> GenerationOutput:
-        """Unconditional samples: noise -> ``steps`` sampler steps -> decode. Same seed, same texts."""
-        num = _check_int("num", num, 1)
+    def generate(self, num: int | None = None, steps: int | None = None, sampler: str | None = None,
+                 seed: int | None = None, progress: ProgressCallback | None = None,
+                 prompt: str | list[str] | None = None, guidance_scale: float | None = None) -> GenerationOutput:
+        """Samples: noise -> ``steps`` sampler steps -> decode. Same seed (and prompt), same texts.
+
+        Without ``prompt``: ``num`` (default 1) unconditional samples. With a prompt (conditional
+        checkpoints only, see :attr:`supports_prompts`): a string gives ``num`` (default 1) samples
+        continuing it; a list gives one sample per prompt, in order (``num`` unset or equal to its
+        length). Prompts are cut to the denoiser's ``source_max_length`` tokens. ``guidance_scale``
+        (default ``sampling.guidance_scale``) is the classifier-free guidance weight w >= 0:
+        x0 = x0_c + w (x0_c - x0_u); 0 = conditional without guidance.
+        """
+        num, prompts = self._prompts(prompt, num, guidance_scale)
         steps, sampler = self._sampler_settings(steps, sampler)
         generator = self._generator(seed)
         z_T = self._prior(num, generator)
-        z = self._denoise_chunked(z_T, steps, sampler, generator, progress=progress)
+        z = self._denoise_chunked(z_T, steps, sampler, generator, progress=progress, prompts=prompts)
         latents = self._require_denoiser().denormalize(z)
         return GenerationOutput(self.decode(latents), latents)
 
     @torch.inference_mode()
-    def trajectory(self, num: int = 1, steps: int | None = None, sampler: str | None = None,
-                   seed: int | None = None) -> Iterator[TrajectoryStep]:
-        """Like :meth:`generate` (same seed, same final texts) but yields every step with its decoded x0."""
-        num = _check_int("num", num, 1, self.sampling.batch_size)
+    def trajectory(self, num: int | None = None, steps: int | None = None, sampler: str | None = None,
+                   seed: int | None = None, prompt: str | list[str] | None = None,
+                   guidance_scale: float | None = None) -> Iterator[TrajectoryStep]:
+        """Like :meth:`generate` (same arguments and seed, same final texts) but yields every step with
+        its decoded x0; at most ``sampling.batch_size`` samples (one batch)."""
+        num, prompts = self._prompts(prompt, num, guidance_scale, max_num=self.sampling.batch_size)
         steps, sampler = self._sampler_settings(steps, sampler)
         generator = self._generator(seed)
         denoiser = self._require_denoiser()
-        for step in self._denoise(self._prior(num, generator), steps, sampler, generator):
+        for step in self._denoise(self._prior(num, generator), steps, sampler, generator, prompts=prompts):
             x0 = denoiser.denormalize(step.x0_hat)
             ids = self.decode_token_ids(x0)
             final = denoiser.denormalize(step.z_t) if step.i == steps - 1 else None

@@ -12,6 +12,9 @@ All random draws come from ``generator`` on the CPU, so a seed gives the same re
 Why not diffusers' DDIMScheduler: it works on a discrete table of betas, while tan-d is a
 continuous-time schedule whose a(t), s(t) we evaluate at any t (and the paper's default sampler is
 an SDE solver, which diffusers does not provide for custom continuous schedules).
+
+Prompted generation wraps the denoiser with :func:`guided` (classifier-free guidance); the samplers
+themselves never see the prompt.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Callable, Iterator
 
 import torch
 
+from .config import is_guidance_scale
 from .schedule import TanDSchedule
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Tensor]
@@ -32,6 +36,33 @@ class Step:
     t: float               # time of z_t after this step
     z_t: torch.Tensor      # (B, N, D) state after this step (the sample, at the last step)
     x0_hat: torch.Tensor   # (B, N, D) x0 estimate made during this step
+
+
+def guided(denoiser, source: torch.Tensor, source_mask: torch.Tensor | None, scale: float) -> Denoiser:
+    """Classifier-free guidance (Ho & Salimans 2022; method: "Conditional tasks") as a denoiser callable.
+
+    x0 = x0_c + w (x0_c - x0_u), x0_c with the source (B, S, source_dim) and its mask (B, S), x0_u
+    with the null source; both halves run in one forward of 2B rows. w = 0 is plain conditional
+    sampling (B rows, one forward). ``denoiser`` is a conditional :class:`~cosmos.CosmosDenoiser`:
+    the source is encoded once here, not at every step. Self-conditioning receives the guided x0.
+    """
+    if not is_guidance_scale(scale):
+        raise ValueError(f"guidance_scale must be a finite number >= 0, got {scale!r}")
+    if source_mask is None:
+        source_mask = torch.ones(source.shape[:2], dtype=torch.bool, device=source.device)
+    if scale == 0:
+        states = denoiser.encode_source(source, source_mask)
+        return lambda z_t, t, self_cond: denoiser(z_t, t, self_cond, source_states=states)
+    # rows B..2B have an all-False mask: the denoiser gives them the null source
+    both = denoiser.encode_source(torch.cat([source, source]), torch.cat([source_mask, torch.zeros_like(source_mask)]))
+
+    def guided_denoiser(z_t: torch.Tensor, t: torch.Tensor, self_cond: torch.Tensor | None) -> torch.Tensor:
+        twice = lambda x: None if x is None else torch.cat([x, x])  # noqa: E731
+        x0_c, x0_u = denoiser(twice(z_t), twice(t.expand(z_t.shape[0])), twice(self_cond),
+                              source_states=both).chunk(2)          # each (B, N, D)
+        return x0_c + scale * (x0_c - x0_u)
+
+    return guided_denoiser
 
 
 def randn_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:

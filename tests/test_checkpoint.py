@@ -269,10 +269,10 @@ def test_missing_format_version(ckpt, tiny_encoder):
 
 
 def test_unknown_field_in_model_index_sampling(ckpt, tiny_encoder):
-    _edit_json(ckpt / "model_index.json", lambda v: v["sampling"].update(guidance_scale=3.0))
+    _edit_json(ckpt / "model_index.json", lambda v: v["sampling"].update(guidance_rescale=3.0))
     with pytest.raises(CheckpointError, match="unknown field") as err:
         _load(ckpt, tiny_encoder)
-    assert "guidance_scale" in str(err.value)
+    assert "guidance_rescale" in str(err.value)
 
 
 def test_bad_value_in_model_index_schedule(ckpt, tiny_encoder):

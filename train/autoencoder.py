@@ -19,6 +19,7 @@ from accelerate import Accelerator
 from tqdm.auto import tqdm
 
 from cosmos import CosmosAutoencoder, CosmosPipeline, FrozenEncoder
+from cosmos.config import ConfigError
 from cosmos.normalization import MomentAccumulator
 
 from .config import TrainConfig
@@ -66,6 +67,10 @@ def head_vocabulary(windows: torch.Tensor, encoder: FrozenEncoder) -> torch.Tens
 
 
 def train_autoencoder(cfg: TrainConfig, restart: bool = False, cpu: bool = False) -> Path:
+    if cfg.diffusion_stage.autoencoder_from is not None:
+        raise ConfigError(f"preset {cfg.preset!r} reuses the autoencoder in {cfg.diffusion_stage.autoencoder_from} "
+                          "(diffusion_stage.autoencoder_from): there is none to train; go on with "
+                          f"`python -m train.latent_stats --config {cfg.preset}`")
     stage = cfg.autoencoder_stage
     out_dir = cfg.path / "autoencoder"
     cache_dir = cfg.cache_path

@@ -41,20 +41,73 @@ class DataSource:
             raise ConfigError(f"max_texts must be a positive integer, got {self.max_texts!r}")
 
 
+def _source_list(cls: type, sources: list, table: str) -> list:
+    """``sources`` (dicts from TOML, or ``cls`` instances) as ``cls`` instances; at least one."""
+    built = [s if isinstance(s, cls) else config_from_dict(cls, s, where=f"{table} source") for s in sources]
+    if not built:
+        raise ConfigError(f"{table}.sources is empty: name at least one dataset")
+    return built
+
+
+def _default_splits() -> dict[str, str]:
+    return {"train": "train", "validation": "validation", "test": "test"}
+
+
 @dataclass
 class DataConfig:
     sources: list[DataSource]
     stride: int | None = None        # window stride in tokens; None = half a window (50% overlap)
-    splits: dict[str, str] = field(default_factory=lambda: {"train": "train", "validation": "validation",
-                                                            "test": "test"})
+    splits: dict[str, str] = field(default_factory=_default_splits)
 
     def __post_init__(self) -> None:
-        self.sources = [s if isinstance(s, DataSource) else config_from_dict(DataSource, s, where="data source")
-                        for s in self.sources]
-        if not self.sources:
-            raise ConfigError("data.sources is empty: name at least one dataset")
+        self.sources = _source_list(DataSource, self.sources, "data")
         if self.stride is not None and (not isinstance(self.stride, int) or self.stride < 1):
             raise ConfigError(f"stride must be a positive integer, got {self.stride!r}")
+
+
+@dataclass
+class PairSource:
+    """One dataset of (source, target) text pairs for prompt-conditioned diffusion, read like
+    :class:`DataSource` (``datasets.load_dataset``; local ``json``/``text`` files or a hub id).
+
+    Either ``source_column`` + ``target_column`` (e.g. question generation, summarisation), or
+    ``split_sentences = K``: source = the first K sentences of ``text_column``, target = the rest
+    (story continuation). Targets are cut to the autoencoder's L tokens, sources to the denoiser's
+    ``source_max_length``; pairs with an empty side are skipped.
+    """
+
+    path: str
+    data_files: dict[str, str] | None = None
+    name: str | None = None
+    source_column: str | None = None
+    target_column: str | None = None
+    text_column: str = "text"          # read with split_sentences
+    split_sentences: int | None = None
+    max_pairs: int | None = None       # use at most this many records per split (None = all)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.path, str) or not self.path:
+            raise ConfigError(f"pair source path must be a non-empty string, got {self.path!r}")
+        columns = self.source_column is not None or self.target_column is not None
+        if columns == (self.split_sentences is not None):
+            raise ConfigError(f"pair source {self.path!r}: set either source_column and target_column, or "
+                              "split_sentences (not both, not neither)")
+        if columns and not (isinstance(self.source_column, str) and isinstance(self.target_column, str)):
+            raise ConfigError(f"pair source {self.path!r}: source_column and target_column go together, got "
+                              f"{self.source_column!r} and {self.target_column!r}")
+        for name in ("split_sentences", "max_pairs"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+
+
+@dataclass
+class PairDataConfig:
+    sources: list[PairSource]
+    splits: dict[str, str] = field(default_factory=_default_splits)
+
+    def __post_init__(self) -> None:
+        self.sources = _source_list(PairSource, self.sources, "pairs")
 
 
 @dataclass
@@ -121,18 +174,28 @@ class AutoencoderStage:
 
 @dataclass
 class DiffusionStage:
-    data: DataConfig
+    data: DataConfig                  # texts to generate (unconditional); unused by this stage when pairs is set
     optim: OptimConfig = field(default_factory=OptimConfig)
     loop: LoopConfig = field(default_factory=LoopConfig)
     ema_decay: float = 0.9999
     self_cond_prob: float = 0.5
-    sample_count: int = 4         # unconditional samples logged at each evaluation
+    sample_count: int = 4         # samples logged at each evaluation (conditional: for held-out prompts)
+    # Prompt-conditioned training (method: "Conditional tasks"): set = train on (source, target) pairs.
+    pairs: PairDataConfig | None = None
+    source_drop_prob: float = 0.1  # classifier-free guidance: share of rows trained with the null source
+    # An existing autoencoder pipeline folder to use instead of <run_dir>/autoencoder/pipeline.
+    autoencoder_from: str | None = None
 
     def __post_init__(self) -> None:
         if not (isinstance(self.ema_decay, float) and 0.0 <= self.ema_decay < 1.0):
             raise ConfigError(f"ema_decay must be a float in [0, 1), got {self.ema_decay!r}")
         if not (isinstance(self.self_cond_prob, (int, float)) and 0.0 <= self.self_cond_prob <= 1.0):
             raise ConfigError(f"self_cond_prob must be in [0, 1], got {self.self_cond_prob!r}")
+        if not (isinstance(self.source_drop_prob, (int, float)) and not isinstance(self.source_drop_prob, bool)
+                and 0.0 <= self.source_drop_prob <= 1.0):
+            raise ConfigError(f"source_drop_prob must be in [0, 1], got {self.source_drop_prob!r}")
+        if self.autoencoder_from is not None and not (isinstance(self.autoencoder_from, str) and self.autoencoder_from):
+            raise ConfigError(f"autoencoder_from must be a folder path, got {self.autoencoder_from!r}")
 
 
 @dataclass
@@ -182,6 +245,21 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.mixed_precision not in ("no", "bf16", "fp16"):
             raise ConfigError(f"mixed_precision must be 'no', 'bf16' or 'fp16', got {self.mixed_precision!r}")
+        if self.denoiser.source_dim is not None and self.diffusion_stage.pairs is None:
+            raise ConfigError("denoiser.source_dim is set but diffusion_stage.pairs is not: a prompt-conditioned "
+                              "denoiser trains on pairs (source_dim itself is taken from the encoder)")
+
+    @property
+    def conditional(self) -> bool:
+        """True when the diffusion stage trains a prompt-conditioned denoiser (on pairs)."""
+        return self.diffusion_stage.pairs is not None
+
+    @property
+    def autoencoder_dir(self) -> Path:
+        """The autoencoder pipeline folder the later stages read."""
+        if self.diffusion_stage.autoencoder_from is not None:
+            return Path(self.diffusion_stage.autoencoder_from)
+        return self.path / "autoencoder" / "pipeline"
 
     @property
     def path(self) -> Path:
@@ -198,7 +276,7 @@ _NESTED = {
                   "sampling": SamplingConfig, "ar": ArModelConfig, "ar_stage": ArStage},
     ArStage: {"data": DataConfig, "optim": OptimConfig, "loop": LoopConfig},
     AutoencoderStage: {"data": DataConfig, "optim": OptimConfig, "loop": LoopConfig},
-    DiffusionStage: {"data": DataConfig, "optim": OptimConfig, "loop": LoopConfig},
+    DiffusionStage: {"data": DataConfig, "optim": OptimConfig, "loop": LoopConfig, "pairs": PairDataConfig},
 }
 
 

@@ -5,12 +5,17 @@ Each text is tokenised once (``Dataset.map``, batched), cut into windows of L - 
 ``[CLS] window [SEP] [PAD]...``. Windows and features are cached under ``<run_dir>/cache/`` as
 safetensors, keyed by the sources' settings, the local files' paths, sizes and modification
 times, L, the stride and the encoder (features: by the windows' contents), so a rerun skips the work.
+
+Pair data (prompt-conditioned diffusion, :func:`load_pairs`): (source, target) texts from two columns
+or from splitting a text after its first K sentences, tokenised to ``[CLS] source [SEP]`` (at most
+``source_max_length`` tokens) and ``[CLS] target [SEP]`` (at most L tokens), cached the same way.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import asdict
 from pathlib import Path
 
@@ -21,7 +26,7 @@ from tqdm.auto import tqdm
 from cosmos.config import ConfigError
 from cosmos.encoder import FrozenEncoder
 
-from .config import DataConfig, DataSource
+from .config import DataConfig, DataSource, PairDataConfig, PairSource
 from .loop import save_atomic
 
 
@@ -31,6 +36,12 @@ class DataError(RuntimeError):
 
 def load_texts(source: DataSource, split: str) -> list[str]:
     """One split of one source as a list of non-empty strings (capped at ``max_texts``)."""
+    ds = _load_split(source, split, [source.text_column], source.max_texts)
+    return [t for t in ds[source.text_column] if isinstance(t, str) and t.strip()]
+
+
+def _load_split(source: DataSource | PairSource, split: str, columns: list[str], limit: int | None):
+    """One split of a source as a ``datasets.Dataset`` holding ``columns``, at most ``limit`` rows."""
     import datasets
 
     if source.data_files is not None:
@@ -47,12 +58,10 @@ def load_texts(source: DataSource, split: str) -> list[str]:
         ds = datasets.load_dataset(source.path, source.name, data_files=files, split=split)
     except Exception as err:  # datasets raises many types: FileNotFound, DatasetNotFound, ConnectionError
         raise DataError(f"could not load split {split!r} of {source.path!r}: {type(err).__name__}: {err}") from err
-    if source.text_column not in ds.column_names:
-        raise DataError(f"{source.path!r} split {split!r} has no column {source.text_column!r} "
-                        f"(columns: {ds.column_names})")
-    if source.max_texts is not None:
-        ds = ds.select(range(min(source.max_texts, len(ds))))
-    return [t for t in ds[source.text_column] if isinstance(t, str) and t.strip()]
+    for column in columns:
+        if column not in ds.column_names:
+            raise DataError(f"{source.path!r} split {split!r} has no column {column!r} (columns: {ds.column_names})")
+    return ds if limit is None else ds.select(range(min(limit, len(ds))))
 
 
 def windows_from_texts(texts: list[str], tokenizer, max_length: int, stride: int) -> torch.Tensor:
@@ -77,6 +86,12 @@ def _cache_key(*parts) -> str:
     return hashlib.sha1(blob).hexdigest()[:12]
 
 
+def _local_files(sources: list[DataSource] | list[PairSource]) -> list[tuple[str, int, int]]:
+    """(path, size, mtime) of the sources' local files: a cache key part that changes with them."""
+    return [(str(Path(f).resolve()), Path(f).stat().st_size, Path(f).stat().st_mtime_ns)
+            for s in sources for f in (s.data_files or {}).values() if Path(f).is_file()]
+
+
 def load_windows(data: DataConfig, split: str, encoder: FrozenEncoder, max_length: int,
                  cache_dir: Path) -> torch.Tensor:
     """All sources' windows for one split, (M, L) int64, cached."""
@@ -84,9 +99,7 @@ def load_windows(data: DataConfig, split: str, encoder: FrozenEncoder, max_lengt
     stride = data.stride or max(1, (max_length - 2) // 2)
     if stride > max_length - 2:
         raise ConfigError(f"stride {stride} exceeds the window body L - 2 = {max_length - 2}")
-    local = [(str(Path(f).resolve()), Path(f).stat().st_size, Path(f).stat().st_mtime_ns)
-             for s in data.sources for f in (s.data_files or {}).values() if Path(f).is_file()]
-    key = _cache_key([asdict(s) for s in data.sources], local, split_name, max_length, stride,
+    key = _cache_key([asdict(s) for s in data.sources], _local_files(data.sources), split_name, max_length, stride,
                      encoder.name_or_path, encoder.vocab_size)
     path = cache_dir / f"windows-{split}-{key}.safetensors"
     if path.is_file():
@@ -100,6 +113,68 @@ def load_windows(data: DataConfig, split: str, encoder: FrozenEncoder, max_lengt
         raise DataError(f"split {split!r} yielded no windows: the data sources are empty")
     save_atomic({"input_ids": windows.contiguous()}, path)
     return windows
+
+
+# A sentence ends at . ! ? (and any closing quotes or brackets) when the next one starts with a capital
+# or a digit, possibly after an opening quote: '"Hi!" said Tom.' stays one sentence, and so do the
+# common title abbreviations ("Mr. Brown").
+_SENTENCE_END = re.compile(r"(?<!\bMr)(?<!\bMrs)(?<!\bMs)(?<!\bDr)(?<!\bSt)[.!?]+[\"'\u201d\u2019)\]]*"
+                           r"(?=\s+[\"'\u201c\u2018(\[]?[A-Z0-9])")
+
+
+def split_after_sentences(text: str, k: int) -> tuple[str, str]:
+    """(first ``k`` sentences, the rest) of a text, both stripped; the rest is "" if it has <= k sentences."""
+    for count, match in enumerate(_SENTENCE_END.finditer(text), start=1):
+        if count == k:
+            return text[:match.end()].strip(), text[match.end():].strip()
+    return text.strip(), ""
+
+
+def load_pair_texts(source: PairSource, split: str) -> list[tuple[str, str]]:
+    """One split of one pair source as (source, target) strings, both non-empty."""
+    if source.split_sentences is not None:
+        ds = _load_split(source, split, [source.text_column], source.max_pairs)
+        pairs = [split_after_sentences(t, source.split_sentences) for t in ds[source.text_column]
+                 if isinstance(t, str)]
+    else:
+        ds = _load_split(source, split, [source.source_column, source.target_column], source.max_pairs)
+        pairs = list(zip(ds[source.source_column], ds[source.target_column]))
+    return [(a.strip(), b.strip()) for a, b in pairs
+            if isinstance(a, str) and isinstance(b, str) and a.strip() and b.strip()]
+
+
+def held_out_prompts(data: PairDataConfig, split: str, count: int) -> list[str]:
+    """The first ``count`` source texts of a split (across the pair sources, in order): prompts for
+    the samples logged in training and shown in the model card."""
+    prompts: list[str] = []
+    for source in data.sources:
+        prompts += [a for a, _ in load_pair_texts(source, data.splits.get(split, split))][:count - len(prompts)]
+    return prompts
+
+
+def load_pairs(data: PairDataConfig, split: str, encoder: FrozenEncoder, max_length: int, source_max_length: int,
+               cache_dir: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """All pair sources for one split: source ids (M, S) and target ids (M, L), int64, cached.
+
+    Both are framed like the pipeline frames text (:meth:`FrozenEncoder.tokenize`: [CLS] ... [SEP],
+    padded, cut with [SEP] kept), so training sees prompts exactly as ``generate(prompt=...)`` does.
+    """
+    split_name = data.splits.get(split, split)
+    key = _cache_key([asdict(s) for s in data.sources], _local_files(data.sources), split_name, max_length,
+                     source_max_length, encoder.name_or_path, encoder.vocab_size)
+    path = cache_dir / f"pairs-{split}-{key}.safetensors"
+    if path.is_file():
+        cached = load_file(str(path))
+        return cached["source_ids"], cached["target_ids"]
+    pairs = [pair for source in data.sources for pair in load_pair_texts(source, split_name)]
+    if not pairs:
+        raise DataError(f"split {split!r} yielded no (source, target) pairs: the pair sources are empty, or "
+                        "their texts have no more than split_sentences sentences")
+    sources, targets = zip(*pairs)
+    source_ids = encoder.tokenize(list(sources), source_max_length).input_ids
+    target_ids = encoder.tokenize(list(targets), max_length).input_ids
+    save_atomic({"source_ids": source_ids.contiguous(), "target_ids": target_ids.contiguous()}, path)
+    return source_ids, target_ids
 
 
 def cached_features(encoder: FrozenEncoder, windows: torch.Tensor, cache_dir: Path,

@@ -4,8 +4,9 @@
 
 Copies ``<run_dir>/pipeline`` (fp16 by default: half the size, loads as
 fp32), reloads the exported folder exactly as a user would, and measures on it: held-out token
-reconstruction accuracy on each autoencoder data source's test split, and 10 unconditional samples
-(seeds 0-9). Writes them, with the training curves from the metrics logs, into ``README.md``.
+reconstruction accuracy on each autoencoder data source's test split, and 10 samples (seeds 0-9;
+for a prompt-conditioned run, one per held-out test prompt). Writes them, with the training curves
+from the metrics logs, into ``README.md``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from cosmos.config import ConfigError
 
 from .autoencoder import reconstruction_accuracy
 from .config import TrainConfig, load_config
-from .data import DataError, load_windows
+from .data import DataError, held_out_prompts, load_windows
 
 
 
@@ -61,8 +62,21 @@ def measure(pipe: CosmosPipeline, cfg: TrainConfig, max_windows: int) -> dict[st
     return results
 
 
-def write_card(out: Path, cfg: TrainConfig, pipe: CosmosPipeline, accuracy: dict, samples: list[tuple[int, str]]) -> None:
-    ae_log = _read_log(cfg.path / "autoencoder" / "metrics.jsonl")
+def _sample_section(pipe: CosmosPipeline, samples: list[tuple]) -> str:
+    """The card's samples table: (seed, text) rows, or (seed, prompt, text) rows for a conditional model."""
+    cell = lambda text: text.replace("|", "&#124;").replace("\n", " ")  # noqa: E731
+    if not pipe.supports_prompts:
+        rows = "\n".join(f"| {seed} | {cell(text)} |" for seed, text in samples)
+        return ("## Unconditional samples\n`pipe.generate(1, seed=SEED)` with the defaults above, copied verbatim:\n\n"
+                f"| seed | text |\n|---:|---|\n{rows}")
+    rows = "\n".join(f"| {seed} | {cell(prompt)} | {cell(text)} |" for seed, prompt, text in samples)
+    return ("## Prompted samples\n`pipe.generate(prompt=PROMPT, seed=SEED)` with the defaults above (guidance "
+            f"scale {pipe.sampling.guidance_scale}), one held-out test prompt each, copied verbatim:\n\n"
+            f"| seed | prompt | continuation |\n|---:|---|---|\n{rows}")
+
+
+def write_card(out: Path, cfg: TrainConfig, pipe: CosmosPipeline, accuracy: dict, samples: list[tuple]) -> None:
+    ae_log = _read_log(cfg.autoencoder_dir.parent / "metrics.jsonl")
     dm_log = _read_log(cfg.path / "diffusion" / "metrics.jsonl")
     ae, dm = _stage_summary(ae_log), _stage_summary(dm_log)
     ae_cfg, den_cfg = pipe.autoencoder.cfg, pipe.denoiser.cfg
@@ -73,7 +87,20 @@ def write_card(out: Path, cfg: TrainConfig, pipe: CosmosPipeline, accuracy: dict
     machine = next((r["machine"] for r in ae_log + dm_log if "machine" in r), "not recorded")
     ratio = ae_cfg.max_length // ae_cfg.num_latents
     acc_rows = "\n".join(f"| {name} | {r['windows']} | {r['accuracy']:.4f} |" for name, r in accuracy.items())
-    sample_rows = "\n".join(f"| {seed} | {text.replace('|', '&#124;')} |" for seed, text in samples)
+    if pipe.supports_prompts:
+        diffusion_data = ", ".join(f"`{s.data_files.get('train') if s.data_files else s.path}` ("
+                                   + (f"source = first {s.split_sentences} sentence(s), target = the rest" if s.split_sentences
+                                      else f"{s.source_column} -> {s.target_column}") + ")"
+                                   for s in cfg.diffusion_stage.pairs.sources)
+        prompting = (f"\n| prompts | frozen-encoder features of up to {den_cfg.source_max_length} tokens, "
+                     f"{den_cfg.source_layers} source block(s), cross-attention in every block; classifier-free "
+                     f"guidance (source dropped {cfg.diffusion_stage.source_drop_prob:.0%} in training) |")
+    else:
+        diffusion_data = ", ".join(f"`{s.data_files.get('train') if s.data_files else s.path}`"
+                                   for s in cfg.diffusion_stage.data.sources)
+        prompting = ""
+    first_stage = (f"python -m train.autoencoder  --config {cfg.preset}" if cfg.diffusion_stage.autoencoder_from is None
+                   else f"# the autoencoder is reused from {cfg.diffusion_stage.autoencoder_from} (trained by its own preset)")
     in_domain = next((r["accuracy"] for name, r in accuracy.items() if "tinystories" in name), None)
     target = ("" if in_domain is None else
               f"\n**Target** (>= 0.99 in-domain): {'met' if in_domain >= 0.99 else f'missed by {0.99 - in_domain:.3f}'}.\n")
@@ -99,11 +126,11 @@ repository's `train/` (preset `{cfg.preset}`). Load it with
 | denoiser | {den_cfg.num_layers} blocks x {den_cfg.latent_dim}, {den_cfg.num_heads} heads, self-conditioning {den_cfg.self_condition} |
 | parameters | autoencoder {count(pipe.autoencoder) / 1e6:.1f}M, denoiser {count(pipe.denoiser) / 1e6:.1f}M (encoder not included) |
 | weights on disk | {size_mb:.1f} MB ({precision} safetensors; loads as float32) |
-| schedule / sampler | tan-d, d = {pipe.schedule.d}; {pipe.sampling.sampler} with {pipe.sampling.steps} steps down to t = {pipe.sampling.t_end} |
+| schedule / sampler | tan-d, d = {pipe.schedule.d}; {pipe.sampling.sampler} with {pipe.sampling.steps} steps down to t = {pipe.sampling.t_end} |{prompting}
 
 ## Data and licenses
 - Autoencoder: {", ".join(f"`{s.data_files.get('train') if s.data_files else s.path}`" + (f" (first {s.max_texts} texts)" if s.max_texts else "") for s in cfg.autoencoder_stage.data.sources)}.
-- Diffusion: {", ".join(f"`{s.data_files.get('train') if s.data_files else s.path}`" for s in cfg.diffusion_stage.data.sources)}.
+- Diffusion: {diffusion_data}.
 - TinyStories (Eldan & Li 2023, arXiv 2305.07759) is licensed CDLA-Sharing-1.0; the `public-domain-prose`
   passages, where used, are public domain. Each data folder's `SOURCE.md` gives origin and splits. No training text is
   shipped here; the samples below are model output.
@@ -130,16 +157,11 @@ Denoiser validation loss (EMA weights, fixed times and noise):
 |---|---:|---:|
 {acc_rows}
 {target}
-## Unconditional samples
-`pipe.generate(1, seed=SEED)` with the defaults above, copied verbatim:
-
-| seed | text |
-|---:|---|
-{sample_rows}
+{_sample_section(pipe, samples)}
 
 ## Reproduce
 ```bash
-python -m train.autoencoder  --config {cfg.preset}
+{first_stage}
 python -m train.latent_stats --config {cfg.preset}
 python -m train.diffusion    --config {cfg.preset}
 python -m train.export       --config {cfg.preset} --out {out.as_posix()}
@@ -158,7 +180,11 @@ def export(cfg: TrainConfig, out: Path, dtype: torch.dtype | None, max_windows: 
     pipe = CosmosPipeline.from_pretrained(out)  # measure exactly what users will load
     if card:
         accuracy = measure(pipe, cfg, max_windows)
-        samples = [(seed, pipe.generate(1, seed=seed).texts[0]) for seed in range(10)]
+        if pipe.supports_prompts:
+            prompts = held_out_prompts(cfg.diffusion_stage.pairs, "test", 10)
+            samples = [(seed, p, pipe.generate(prompt=p, seed=seed).texts[0]) for seed, p in enumerate(prompts)]
+        else:
+            samples = [(seed, pipe.generate(1, seed=seed).texts[0]) for seed in range(10)]
         write_card(out, cfg, pipe, accuracy, samples)
         print(json.dumps({"accuracy": accuracy, "samples": samples}, indent=1))
     print(f"exported to {out}")

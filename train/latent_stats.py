@@ -2,9 +2,15 @@
 
     python -m train.latent_stats --config cpu-small
 
-Reads ``<run_dir>/autoencoder/pipeline``; writes ``<run_dir>/latents/{train,validation}.safetensors``
-(latents (M, N, d), float32) and ``stats.safetensors`` (mean, std: (N, d)), which the diffusion
-stage trains on and stores inside the denoiser (method: "Latent normalisation").
+Reads ``<run_dir>/autoencoder/pipeline`` (or ``diffusion_stage.autoencoder_from``); writes
+``<run_dir>/latents/{train,validation}.safetensors`` (latents (M, N, d), float32) and
+``stats.safetensors`` (mean, std: (N, d)), which the diffusion stage trains on and stores inside
+the denoiser (method: "Latent normalisation").
+
+With ``diffusion_stage.pairs`` (prompt-conditioned training) the latents are the targets', and each
+split file also holds the prompts: ``source_ids`` (M, S) and their frozen-encoder features
+``source_features`` (M, S, D) in fp16 (raw; the diffusion stage normalises them with the
+autoencoder's feature statistics, as the pipeline does).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from cosmos.normalization import MomentAccumulator
 
 from .cli import run_cli
 from .config import TrainConfig
-from .data import cached_features, load_windows
+from .data import cached_features, load_pairs, load_windows
 from .loop import save_atomic
 
 
@@ -37,17 +43,25 @@ def compress_windows(pipe: CosmosPipeline, windows: torch.Tensor, features: torc
 
 
 def compute_latent_stats(cfg: TrainConfig, cpu: bool = False) -> Path:
-    pipe = CosmosPipeline.from_pretrained(cfg.path / "autoencoder" / "pipeline")
+    pipe = CosmosPipeline.from_pretrained(cfg.autoencoder_dir)
     if torch.cuda.is_available() and not cpu:
         pipe.to("cuda")
     out_dir = cfg.path / "latents"
     out_dir.mkdir(parents=True, exist_ok=True)
     data = cfg.diffusion_stage.data
     for split in ("train", "validation"):
-        windows = load_windows(data, split, pipe.encoder, pipe.max_length, cfg.cache_path)
+        prompts = {}
+        if cfg.conditional:
+            source_ids, windows = load_pairs(cfg.diffusion_stage.pairs, split, pipe.encoder, pipe.max_length,
+                                             cfg.denoiser.source_max_length, cfg.cache_path)
+            prompts = {"source_ids": source_ids.contiguous(),
+                       "source_features": cached_features(pipe.encoder, source_ids, cfg.cache_path, device=pipe.device)}
+        else:
+            windows = load_windows(data, split, pipe.encoder, pipe.max_length, cfg.cache_path)
         features = cached_features(pipe.encoder, windows, cfg.cache_path, device=pipe.device)
         latents = compress_windows(pipe, windows, features)
-        save_atomic({"latents": latents.contiguous(), "input_ids": windows.contiguous()}, out_dir / f"{split}.safetensors")
+        save_atomic({"latents": latents.contiguous(), "input_ids": windows.contiguous(), **prompts},
+                    out_dir / f"{split}.safetensors")
         if split == "train":
             acc = MomentAccumulator(tuple(latents.shape[1:]))
             acc.update(latents)
