@@ -171,6 +171,31 @@ def load_model(name: str):
     return Path(name).name, CosmosPipeline.from_pretrained(name)
 
 
+def _log(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+
+
+def training_summary(preset: str) -> dict:
+    """Wall minutes and final held-out figures of a bench preset's training stages, from its metrics logs."""
+    from train.config import load_config
+
+    run = Path(load_config(preset).run_dir)
+    summary = {}
+    for stage, log in (("autoencoder", run / "autoencoder" / "metrics.jsonl"),
+                       ("diffusion", run / "diffusion" / "metrics.jsonl"), ("ar", run / "ar_train" / "metrics.jsonl")):
+        records = _log(log)
+        if not records:
+            continue
+        evals = [r for r in records if r.get("event") == "eval"]
+        steps = [r for r in records if "loss" in r and r.get("event") is None]
+        summary[stage] = {"steps": steps[-1]["step"] if steps else 0,
+                          "minutes": max(r.get("minutes", 0.0) for r in records),
+                          "machine": next((r["machine"] for r in records if "machine" in r), None),
+                          **{k: evals[-1][k] for k in ("val_accuracy", "val_loss", "ema_val_loss", "val_perplexity")
+                             if evals and k in evals[-1]}}
+    return summary
+
+
 def sample(model, num: int, seed: int, steps: int | None) -> list[str]:
     if isinstance(model, CosmosPipeline):
         return model.generate(num, steps=steps, seed=seed).texts
@@ -286,8 +311,9 @@ def main(argv: list[str] | None = None) -> None:
         started = time.perf_counter()
         result = evaluate(model, samples=args.samples, seeds=args.seeds, steps=args.steps, windows=windows,
                           train_texts=train_texts, judge=judge, ar_judge=ar_judge, pairs=args.pairs, max_length=L)
+        from bench.baselines import BY_PRESET
         result = {"model": name, "settings": settings, "minutes": round((time.perf_counter() - started) / 60, 2),
-                  **result}
+                  "training": training_summary(name) if name in BY_PRESET else None, **result}
         (out / f"{label}.json").write_text(json.dumps(result, indent=1) + "\n")
         summary = "  ".join(f"{k} {result[k]['mean']:.4f}±{result[k]['std']:.4f}"
                             for k in ("mauve", "diversity", "memorization", "gen_ppl") if k in result)

@@ -22,6 +22,16 @@ Speed does not depend on the weights, so ``--build-default`` (random weights, th
 except for a trained head restricted to a smaller vocabulary (``head_vocab_size``), which makes
 the decoder cheaper. Prints a table and writes everything to ``--out`` (JSON).
 
+Against the autoregressive baseline (issue 5), in one run, as ratios:
+
+    python -m bench.speed --vs-ar                         # L in {64, 128, 256}, batch {1, 16}, steps 25..200
+
+builds, per L, Cosmos with bench-l8's architecture at N = L/8 and the AR LM with bench-ar's architecture
+(both untrained: speed does not depend on weights; both with the same 15,117-token output vocabulary as
+the trained models), and times ``pipe.generate(B, steps)`` against ``lm.generate_ids(B, L)`` (transformers'
+``generate`` with its KV cache, exactly L - 1 new tokens).
+Writes ``bench/results/speed-vs-ar.json``.
+
 Run it on an otherwise idle machine: with all cores in use by torch's threads, any other busy
 process (a test run, a second benchmark) stalls the thread pool and inflates latencies many
 times over. The 1-minute load average before and after is printed and saved; ``--threads 1``
@@ -137,22 +147,112 @@ def bench(pipe: CosmosPipeline, denoiser_timer: CallTimer, decode_timer: CallTim
     return {"median": median, "runs": runs}
 
 
+AR_VOCAB = 15117  # rows of the trained models' output layers (tokens seen in cpu-small's training data)
+
+
+def median_seconds(fn, repeats: int) -> tuple[float, list[float]]:
+    """1 warmup + ``repeats`` timed calls of ``fn(run_index)``; (median, all) in seconds."""
+    times = []
+    for r in range(repeats + 1):
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            fn(r)
+        if r > 0:
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times), times
+
+
+def build_family_pair(length: int):
+    """(Cosmos pipeline, AR LM) with bench-l8's / bench-ar's architectures at window length ``length``."""
+    from train.ar import ArLanguageModel
+    from train.config import load_config
+
+    cosmos_cfg, ar_cfg = load_config("bench-l8"), load_config("bench-ar")
+    ae = dataclasses.replace(cosmos_cfg.autoencoder, max_length=length, num_latents=length // 8,
+                             head_vocab_size=AR_VOCAB)
+    dn = dataclasses.replace(cosmos_cfg.denoiser, num_latents=length // 8)
+    torch.manual_seed(0)
+    pipe = CosmosPipeline.build(ae, dn, sampling=cosmos_cfg.sampling)
+    arch = dataclasses.replace(ar_cfg.ar, max_positions=max(length, ar_cfg.ar.max_positions))
+    vocab = torch.arange(AR_VOCAB)  # any AR_VOCAB ids that include the specials: the cost is the same
+    lm = ArLanguageModel.build(arch, vocab, pipe.encoder, ar_cfg.autoencoder.encoder, length)
+    return pipe, lm
+
+
+def compare_with_ar(lengths: list[int], batches: list[int], steps_list: list[int], repeats: int,
+                    sampler: str) -> list[dict]:
+    rows = []
+    header = f"{'L':>4} {'batch':>5} {'model':<22} {'latency ms':>10} {'samples/s':>9} {'vs AR (KV)':>10}"
+    print(header + "\n" + "-" * len(header))
+    for L in lengths:
+        pipe, lm = build_family_pair(L)
+        pipe.sampling = dataclasses.replace(pipe.sampling, batch_size=max(batches))
+        params = {"cosmos_denoiser": num_params(pipe.denoiser),
+                  "cosmos_decoder_and_head": num_params(pipe.autoencoder.decoder) + num_params(pipe.autoencoder.head),
+                  "ar": lm.num_parameters()}
+        for B in batches:
+            ar_s, ar_runs = median_seconds(lambda r: lm.generate_ids(B, L, seed=r, stop_at_sep=False), repeats)
+            cases = [("AR, KV cache", ar_s, ar_runs, None)]
+            for steps in steps_list:
+                s, runs = median_seconds(lambda r: pipe.generate(B, steps=steps, sampler=sampler, seed=r), repeats)
+                cases.append((f"Cosmos {steps} steps", s, runs, steps))
+            for name, s, runs, steps in cases:
+                row = {"length": L, "latents": L // 8, "batch": B, "model": name, "steps": steps,
+                       "latency_ms": 1e3 * s, "samples_per_s": B / s, "speedup_vs_ar_kv": ar_s / s,
+                       "runs_s": runs, "params": params}
+                rows.append(row)
+                print(f"{L:>4} {B:>5} {name:<22} {row['latency_ms']:>10.1f} {row['samples_per_s']:>9.2f} "
+                      f"{row['speedup_vs_ar_kv']:>9.2f}x", flush=True)
+    return rows
+
+
+def main_vs_ar(args) -> None:
+    load_before = os.getloadavg()[0]
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    print(f"machine  : {cpu_model()}, {os.cpu_count()} CPUs, torch {torch.__version__} with "
+          f"{torch.get_num_threads()} threads; 1-min load average before {load_before:.2f}"
+          + (" -- other processes are busy: latencies may be inflated" if load_before > 0.5 else ""))
+    print(f"timing   : median of {args.repeats} runs after 1 warmup")
+    rows = compare_with_ar(args.lengths, args.batches, args.steps, args.repeats, args.sampler)
+    report = {"benchmark": "bench.speed --vs-ar",
+              "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+              "machine": {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                          "torch": torch.__version__, "loadavg_1min_before": load_before,
+                          "loadavg_1min_after": os.getloadavg()[0]},
+              "settings": {"lengths": args.lengths, "batches": args.batches, "steps": args.steps,
+                           "repeats": args.repeats, "warmup": 1, "sampler": args.sampler, "vocab": AR_VOCAB},
+              "results": rows}
+    out = Path(args.out if args.out != "bench/results/speed.json" else "bench/results/speed-vs-ar.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(f"\nwrote {out}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pipeline", default=DEFAULT_PIPELINE, help="pipeline folder (default: %(default)s)")
     parser.add_argument("--build-default", action="store_true",
                         help="time a freshly built untrained pipeline of the default architecture instead")
-    parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
-    parser.add_argument("--steps", type=int, nargs="+", default=[25, 50, 200])
+    parser.add_argument("--vs-ar", action="store_true", help="Cosmos vs the AR baseline at --lengths (see above)")
+    parser.add_argument("--lengths", type=int, nargs="+", default=[64, 128, 256], help="window lengths (--vs-ar)")
+    parser.add_argument("--batches", type=int, nargs="+", default=None, help="default 1 8 (--vs-ar: 1 16)")
+    parser.add_argument("--steps", type=int, nargs="+", default=None, help="default 25 50 200 (--vs-ar: 25 50 100 200)")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per setting, after 1 warmup")
     parser.add_argument("--sampler", default="sde", choices=sorted(SAMPLERS))
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--matmul-size", type=int, default=2048, help="n of the n x n reference matmul")
     parser.add_argument("--out", default="bench/results/speed.json")
     args = parser.parse_args(argv)
+    args.batches = args.batches or ([1, 16] if args.vs_ar else [1, 8])
+    args.steps = args.steps or ([25, 50, 100, 200] if args.vs_ar else [25, 50, 200])
     if args.repeats < 1 or min(args.batches) < 1 or min(args.steps) < 1:
         parser.error("--repeats, --batches and --steps must be >= 1")
+    if args.vs_ar:
+        if min(args.lengths) < 8 or any(L % 8 for L in args.lengths):
+            parser.error("--lengths must be multiples of 8 (N = L/8 latents)")
+        return main_vs_ar(args)
 
     load_before = os.getloadavg()[0]  # other processes' load, before we add ours
     if args.threads is not None:

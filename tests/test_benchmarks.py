@@ -1,0 +1,211 @@
+"""Issue 5's machinery: preset inheritance, the AR baseline stage, quality metrics, the speed comparison and
+the report, on tiny models and data made here."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from bench import quality, report
+from cosmos.config import ConfigError
+from train.ar import ArLanguageModel, train_ar
+from train.config import load_config
+
+from test_train import _overrides, data_files  # noqa: F401  (module fixture: tiny stories in jsonl files)
+
+
+# --- presets -------------------------------------------------------------------------------------------
+def test_a_preset_extends_its_base_key_by_key(tmp_path):
+    child = tmp_path / "child.toml"
+    child.write_text('base = "tiny"\nrun_dir = "runs/child"\ncache_dir = "runs/shared"\n'
+                     '[autoencoder]\nnum_latents = 8\n[diffusion_stage.optim]\nsteps = 7\n')
+    cfg, base = load_config(child), load_config("tiny")
+    assert cfg.preset == "child" and cfg.run_dir == "runs/child"
+    assert cfg.autoencoder.num_latents == 8 and cfg.diffusion_stage.optim.steps == 7
+    assert cfg.autoencoder.max_length == base.autoencoder.max_length            # kept from the base
+    assert cfg.diffusion_stage.optim.lr == base.diffusion_stage.optim.lr
+    assert str(cfg.cache_path) == "runs/shared" and str(base.cache_path) == "runs/tiny/cache"
+
+
+def test_base_cycles_and_bad_bases_are_named(tmp_path):
+    (tmp_path / "a.toml").write_text(f'base = "{tmp_path / "b.toml"}"\n')
+    (tmp_path / "b.toml").write_text(f'base = "{tmp_path / "a.toml"}"\n')
+    with pytest.raises(ConfigError, match="cycle"):
+        load_config(tmp_path / "a.toml")
+    (tmp_path / "c.toml").write_text("base = 3\n")
+    with pytest.raises(ConfigError, match="base must be"):
+        load_config(tmp_path / "c.toml")
+    (tmp_path / "d.toml").write_text('base = "no-such-preset"\n')
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "d.toml")
+
+
+def test_bench_presets_change_one_thing_each():
+    l8 = load_config("bench-l8")
+    assert {load_config(p).autoencoder.num_latents for p in ("bench-l16", "bench-l8", "bench-l4", "bench-l1")} == \
+        {4, 8, 16, 64}
+    ce = load_config("bench-ce-only").autoencoder
+    assert (ce.mse_weight, ce.token_drop_prob, ce.feature_noise_delta, ce.latent_dropout) == (0.0, 0.0, 1.0, 0.0)
+    for preset in ("bench-l16", "bench-l4", "bench-l1", "bench-ce-only", "bench-ar"):
+        cfg = load_config(preset)
+        assert cfg.autoencoder_stage.optim == l8.autoencoder_stage.optim
+        assert cfg.diffusion_stage.optim == l8.diffusion_stage.optim and cfg.cache_path == l8.cache_path
+        assert cfg.run_dir != l8.run_dir
+
+
+# --- the AR baseline -----------------------------------------------------------------------------------
+AR_SMALL = {"ar.num_layers": 1, "ar.hidden": 32, "ar.num_heads": 2, "ar.ffn_hidden": 64, "ar.max_positions": 64,
+            "ar_stage.optim.steps": 4, "ar_stage.optim.warmup_steps": 1, "ar_stage.loop.eval_every": 2,
+            "ar_stage.loop.save_every": 2, "ar_stage.loop.eval_windows": 8, "ar_stage.sample_count": 2}
+
+
+@pytest.fixture(scope="module")
+def trained_ar(tmp_path_factory, data_files, tiny_encoder_dir):  # noqa: F811
+    run = tmp_path_factory.mktemp("ar-run")
+    cfg = load_config("tiny", _overrides(run, data_files, tiny_encoder_dir, **AR_SMALL))
+    return cfg, train_ar(cfg)
+
+
+def test_ar_stage_writes_a_loadable_model_and_logs(trained_ar):
+    cfg, folder = trained_ar
+    assert {"config.json", "model.safetensors", "vocab.safetensors", "ar.json"} <= {p.name for p in folder.iterdir()}
+    lm = ArLanguageModel.from_pretrained(folder)
+    assert lm.max_length == cfg.autoencoder.max_length
+    log = [json.loads(line) for line in (cfg.path / "ar_train" / "metrics.jsonl").read_text().splitlines()]
+    assert log[0]["event"] == "start" and log[0]["params"] == lm.num_parameters()
+    evals = [r for r in log if r.get("event") == "eval"]
+    assert [r["step"] for r in evals] == [2, 4] and all(math.isfinite(r["val_loss"]) for r in evals)
+    # tied embedding/head: the state stores one copy and still restores the model
+    state = load_file(str(cfg.path / "ar_train" / "state" / "model.safetensors"))
+    assert ("lm_head.weight" in state) != ("model.embed_tokens.weight" in state)
+
+
+def test_ar_resume_equals_an_uninterrupted_run(tmp_path, data_files, tiny_encoder_dir, trained_ar):  # noqa: F811
+    cfg2 = load_config("tiny", _overrides(tmp_path, data_files, tiny_encoder_dir,
+                                          **{**AR_SMALL, "ar_stage.optim.steps": 2}))
+    train_ar(cfg2)
+    cfg4 = load_config("tiny", _overrides(tmp_path, data_files, tiny_encoder_dir, **AR_SMALL))
+    with pytest.raises(Exception, match="--restart"):   # the fingerprint holds the step budget
+        train_ar(cfg4)
+    resumed = ArLanguageModel.from_pretrained(train_ar(cfg4, restart=True))
+    straight = ArLanguageModel.from_pretrained(trained_ar[1])
+    for (name, a), (_, b) in zip(resumed.model.state_dict().items(), straight.model.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
+def test_ar_generation_perplexity_and_vocabulary(trained_ar):
+    lm = ArLanguageModel.from_pretrained(trained_ar[1])
+    texts = lm.generate(3, seed=5)
+    assert len(texts) == 3 and all(isinstance(t, str) for t in texts) and texts == lm.generate(3, seed=5)
+    rows = lm.generate_ids(2, 10, seed=0, stop_at_sep=False)
+    assert rows.shape == (2, 10) and int(rows.max()) < len(lm.vocab)
+    ppl = lm.perplexities(["the cat ran", "a" * 500, ""])
+    assert len(ppl) == 3 and all(math.isfinite(p) and p >= 1.0 for p in ppl)
+    unseen = int(lm.vocab.max()) + 1 if int(lm.vocab.max()) + 1 < lm.tokenizer.vocab_size else None
+    ids = torch.tensor([int(lm.vocab[3])] + ([unseen] if unseen is not None else []))
+    mapped = lm.to_lm_ids(ids)
+    assert int(lm.vocab[mapped[0]]) == int(ids[0])
+    if unseen is not None:
+        assert int(mapped[1]) == lm.unk
+
+
+def test_ar_loader_names_what_is_missing(tmp_path, trained_ar):
+    from cosmos.checkpoint import CheckpointError
+    import shutil
+    broken = tmp_path / "ar"
+    shutil.copytree(trained_ar[1], broken)
+    (broken / "vocab.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="vocab.safetensors is missing"):
+        ArLanguageModel.from_pretrained(broken)
+
+
+# --- quality -------------------------------------------------------------------------------------------
+def test_well_formed_share_and_subsets():
+    assert quality.well_formed_share([1.0, 5.0, 10.0, 20.0], 10.0) == 0.75
+    assert quality.well_formed_share([], 3.0) == 0.0
+    items = [str(i) for i in range(50)]
+    assert quality.seeded_subset(items, 10, 3) == quality.seeded_subset(items, 10, 3) != quality.seeded_subset(items, 10, 4)
+    assert len(quality.seeded_subset(items, 99, 0)) == 50
+
+
+def test_held_out_windows_are_training_style(tiny_encoder):
+    texts = ["word " * 100, "short one"]
+    windows = quality.held_out_windows(texts, tiny_encoder.tokenizer, 16)
+    assert len(windows) > 2 and all(len(tiny_encoder.tokenizer(w)["input_ids"]) <= 16 for w in windows)
+
+
+def test_evaluate_cosmos_and_ar_rows(tiny_pipeline, trained_ar, tiny_encoder):
+    lm = ArLanguageModel.from_pretrained(trained_ar[1])
+    windows = quality.held_out_windows(["the cat ran to the red ball. " * 6, "a big dog saw the sun. " * 6,
+                                        "happy little tree found blue things. " * 5], tiny_encoder.tokenizer, 16)
+    common = dict(samples=12, seeds=2, steps=2, windows=windows, train_texts=["the cat ran to the red ball"],
+                  judge=tiny_encoder, ar_judge=lm, pairs=2, max_length=16)
+    row = quality.evaluate(tiny_pipeline, **common)
+    assert {"mauve", "diversity", "memorization", "gen_ppl", "reconstruction_accuracy", "robustness",
+            "interpolation"} <= set(row)
+    assert len(row["mauve"]["runs"]) == 2 and 0.0 <= row["mauve"]["mean"] <= 1.0
+    assert 0.0 <= row["interpolation"]["interior_well_formed"] <= 1.0 and row["interpolation"]["points"] == 9
+    assert set(row["robustness"]) == {f"{s:g}" for s in quality.NOISE_LEVELS}
+    ar_row = quality.evaluate(lm, **common)
+    assert "reconstruction_accuracy" not in ar_row and "lm" in ar_row["params"]
+
+
+# --- speed ---------------------------------------------------------------------------------------------
+def test_speed_comparison_rows_are_ratios_of_measured_latencies():
+    from bench.speed import compare_with_ar
+    rows = compare_with_ar([16], [1], [1, 2], repeats=1, sampler="sde")
+    ar = next(r for r in rows if r["steps"] is None)
+    cosmos = [r for r in rows if r["steps"]]
+    assert [r["steps"] for r in cosmos] == [1, 2] and ar["speedup_vs_ar_kv"] == 1.0
+    for r in cosmos:
+        assert r["latents"] == 2 and r["speedup_vs_ar_kv"] == pytest.approx(ar["latency_ms"] / r["latency_ms"])
+
+
+# --- report --------------------------------------------------------------------------------------------
+def _quality_result(mauve: float, cosmos: bool) -> dict:
+    spread = lambda v: {"mean": v, "std": 0.01, "runs": [v]}  # noqa: E731
+    r = {"settings": {"samples": 8, "seeds": 1, "steps": 5, "pairs": 2, "held_out_windows": 40, "window_tokens": 64},
+         "mauve": spread(mauve), "diversity": spread(0.2), "memorization": spread(0.3), "gen_ppl": spread(40.0),
+         "example_samples": ["a sample text"], "training": None}
+    if cosmos:
+        r.update(params={"denoiser": 10, "decoder_and_head": 5, "compressor": 3, "latents": [8, 384]},
+                 reconstruction_accuracy=0.5, robustness={"0": 0.5, "0.5": 0.3, "1": 0.1},
+                 interpolation={"interior_well_formed": 0.4, "ends_well_formed": 0.6})
+    else:
+        r["params"] = {"lm": 20}
+    return r
+
+
+def test_report_renders_tables_findings_and_figures(tmp_path, monkeypatch):
+    results = tmp_path / "results"
+    (results / "quality").mkdir(parents=True)
+    for name, mauve, cosmos in (("bench-l8", 0.02, True), ("bench-ar", 0.5, False), ("bench-ce-only", 0.01, True)):
+        (results / "quality" / f"{name}.json").write_text(json.dumps(_quality_result(mauve, cosmos)))
+    speed_rows = [{"length": 64, "batch": 1, "model": "AR, KV cache", "steps": None, "latency_ms": 100.0,
+                   "speedup_vs_ar_kv": 1.0},
+                  {"length": 64, "batch": 1, "model": "Cosmos 5 steps", "steps": 5, "latency_ms": 50.0,
+                   "speedup_vs_ar_kv": 2.0}]
+    (results / "speed-vs-ar.json").write_text(json.dumps({
+        "machine": {"cpu": "test cpu", "cpu_count": 2, "torch": "x", "torch_threads": 2, "loadavg_1min_before": 0.1},
+        "settings": {"lengths": [64], "batches": [1], "steps": [5], "repeats": 3, "sampler": "sde", "vocab": 100},
+        "results": speed_rows}))
+    monkeypatch.setattr(report, "RESULTS", results)
+    monkeypatch.setattr(report, "DOCS", tmp_path / "docs")
+    monkeypatch.setattr(report, "FIGURES", tmp_path / "docs" / "figures")
+    import plotly.graph_objects as go
+    monkeypatch.setattr(go.Figure, "write_image", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("no browser")))
+    text = report.render().read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| Cosmos, N = L/8 = 8 latents (`bench-l8`)"))
+    assert "| 0.020 ± 0.010 |" in row and "| 0.40 (0.60) |" in row
+    assert "**loses to** the AR baseline on MAUVE (0.020 vs 0.500)" in text
+    assert "clean reconstruction 0.500 vs 0.500" in text
+    assert "| 64 | 1 | 100 | 50 (2.00x) |" in text
+    assert "(figures/speed.html)" in text and (tmp_path / "docs/figures/speed.html").is_file()
+    assert "Not measured yet" in text    # no conditional results
+    table = text[text.index("## Unconditional quality"):]
+    order = [table.index(f"`{n}`") for n in ("bench-l8", "bench-ce-only", "bench-ar")]
+    assert order == sorted(order)        # rows in the family's order
