@@ -20,7 +20,14 @@ python -m train.export       --config cpu-small --out my-cosmos
 python -m train.latent_map   --pipeline my-cosmos       # the map this app draws
 python app.py --checkpoint my-cosmos                    # or COSMOS_CHECKPOINT=my-cosmos python app.py
 ```
-A folder or a Hugging Face hub id works as the checkpoint.
+A folder or a Hugging Face hub id works as the checkpoint. For prompts (story continuation, classifier-free
+guidance), train the `story-cpu` stages after `cpu-small`'s autoencoder:
+```bash
+python -m train.latent_stats --config story-cpu
+python -m train.diffusion    --config story-cpu
+python -m train.export       --config story-cpu --out my-story-cosmos
+python app.py --checkpoint my-story-cosmos              # the prompt box and guidance slider come alive
+```
 """
 
 
@@ -41,9 +48,18 @@ def summary_rows(pg: Playground) -> list[tuple[str, str]]:
             ("weights on disk", f"{weights / 2**20:.1f} MB"),
             ("sampling defaults", f"{pipe.sampling.sampler}, {pipe.sampling.steps} steps, tan-d schedule "
                                   f"d = {pipe.schedule.config.d:g}, down to t = {pipe.sampling.t_end:g}"),
+            ("prompts", prompts_row(pg)),
             ("latent map", f"{len(pg.latent_map.texts)} points" if pg.latent_map else f"none ({pg.map_problem})"),
             ("loaded in", f"{pg.load_seconds:.1f} s")]
     return rows
+
+
+def prompts_row(pg: Playground) -> str:
+    """Whether the checkpoint takes prompts, and its default guidance scale."""
+    if not pg.supports_prompts:
+        return "no: unconditional checkpoint (the prompt box and guidance slider are inactive)"
+    return (f"yes: prompt-conditioned (reads up to {pg.prompt_tokens} prompt tokens), default guidance scale "
+            f"w = {pg.guidance_default:g} (x0 = x0_c + w (x0_c − x0_u))")
 
 
 def card_body(card: str) -> tuple[str, str]:

@@ -27,6 +27,10 @@ CHECKPOINT_ENV = "COSMOS_CHECKPOINT"
 MAX_SEED = 2**32 - 1
 MODEL_QUEUE = "model"  # concurrency id shared by every event that runs the model: one model call at a time
 SAMPLERS = {"sde": "SDE (Euler-Maruyama, the paper's default)", "ddim": "DDIM (deterministic)"}
+MAX_GUIDANCE = 5.0     # the guidance slider's top (a checkpoint whose default is higher raises it)
+UNCONDITIONAL_NOTE = ("This checkpoint is unconditional. Prompts need a conditional checkpoint, e.g. one trained "
+                      "with `python -m train.diffusion --config story-cpu` (see README), loaded with "
+                      "`python app.py --checkpoint DIR`.")
 INTERPOLATION_METHODS = {"slerp": "slerp (spherical, per latent vector)", "lerp": "lerp (straight line)",
                          "noise": "noise space (DDIM-invert both ends, slerp the noises, denoise)"}
 
@@ -75,6 +79,37 @@ class Playground:
         """Checked (steps, sampler, seed) of a sampling request."""
         return (inputs.integer(steps, "Steps", 1, self.limits.max_steps),
                 inputs.choice(sampler, "Sampler", list(SAMPLERS)), inputs.integer(seed, "Seed", 0, MAX_SEED))
+
+    @property
+    def supports_prompts(self) -> bool:
+        return self.pipe.supports_prompts
+
+    @property
+    def guidance_default(self) -> float:
+        return float(self.pipe.sampling.guidance_scale)
+
+    @property
+    def max_guidance(self) -> float:
+        return max(MAX_GUIDANCE, self.guidance_default)
+
+    @property
+    def prompt_tokens(self) -> int | None:
+        """The most prompt tokens the denoiser reads ([CLS] and [SEP] included); None if it takes no prompt."""
+        return self.pipe.denoiser.cfg.source_max_length if self.supports_prompts else None
+
+    def prompt_settings(self, prompt: object, guidance_scale: object) -> tuple[str | None, float | None]:
+        """Checked (prompt, guidance scale) of a sampling request; (None, None) samples unconditionally.
+
+        An empty or blank prompt (or None) means no prompt, whatever the checkpoint; a prompt to an
+        unconditional checkpoint is refused. ``guidance_scale`` None means the checkpoint's default;
+        any other value is range-checked even without a prompt (where it is not used).
+        """
+        prompt = inputs.optional_text(prompt, "Prompt", self.limits.max_text_chars)
+        if prompt and not self.supports_prompts:
+            raise inputs.refuse("Prompt must be empty here. " + UNCONDITIONAL_NOTE)
+        scale = (self.guidance_default if guidance_scale is None
+                 else inputs.number(guidance_scale, "Guidance scale", 0.0, self.max_guidance))
+        return (prompt, scale) if prompt else (None, None)
 
     def check_work(self, samples: int, steps: int) -> None:
         """Refuse requests over the samples x steps budget, saying what would fit."""

@@ -1,4 +1,5 @@
-"""Generate tab: unconditional samples, noise -> sampler -> decoder (paper Sec. 3)."""
+"""Generate tab: samples, noise -> sampler -> decoder (paper Sec. 3); on a prompt-conditioned checkpoint,
+continuations of an optional prompt with classifier-free guidance."""
 
 from __future__ import annotations
 
@@ -8,10 +9,14 @@ import time
 
 import gradio as gr
 
-from . import inputs
+from . import inputs, prompt_box
 from .context import MAX_SEED, MODEL_QUEUE, Playground, Produced, SAMPLERS
 
 EXAMPLES = [[4, 50, "sde", 0], [8, 200, "sde", 1], [4, 25, "ddim", 2], [16, 100, "ddim", 3]]
+PROMPT_EXAMPLES = [[4, 100, "sde", 0, prompt_box.EXAMPLE_PROMPT],   # conditional checkpoints only, each with
+                   [4, 100, "ddim", 1, "Tom and his dog went to the beach."],   # the checkpoint's guidance scale
+                   [4, 50, "sde", 2, ""]]
+EMPTY = "(empty: the decoder put [SEP] first)"
 
 
 def random_seed() -> int:
@@ -19,20 +24,35 @@ def random_seed() -> int:
 
 
 @inputs.user_facing
-def generate(pg: Playground, num: float, steps: float, sampler: str, seed: float,
+def generate(pg: Playground, num: float, steps: float, sampler: str, seed: float, prompt: str | None = "",
+             guidance_scale: float | None = None,
              progress: gr.Progress = gr.Progress()) -> tuple[list[list], str, Produced]:
-    """Sample ``num`` texts with ``steps`` sampler steps; returns table rows, a timing line, the latents."""
+    """Sample ``num`` texts with ``steps`` sampler steps; returns table rows, a timing line, the latents.
+
+    API ``/generate``: (num, steps, sampler, seed, prompt, guidance_scale) -> (table, info). ``prompt``
+    ("" or blank: none) is continued by a prompt-conditioned checkpoint and refused by an unconditional
+    one; ``guidance_scale`` in [0, 5] (None: the checkpoint's default) applies with a prompt only.
+    gradio_client fills the last two with their defaults ("" and the checkpoint's scale) for callers
+    that send the first four; the raw REST API (``/gradio_api/call/generate``) needs all six values.
+    """
     lim = pg.limits
     num = inputs.integer(num, "Number of samples", 1, lim.max_samples)
     steps, sampler, seed = pg.sampler_settings(steps, sampler, seed)
+    prompt, scale = pg.prompt_settings(prompt, guidance_scale)
     pg.check_work(num, steps)
     start = time.perf_counter()
-    out = pg.pipe.generate(num, steps=steps, sampler=sampler, seed=seed,
-                           progress=pg.step_callback(progress, "denoising"))
+    with inputs.truncation_notice(pg.prompt_tokens or 0, "prompt"):
+        out = pg.pipe.generate(num, steps=steps, sampler=sampler, seed=seed, prompt=prompt, guidance_scale=scale,
+                               progress=pg.step_callback(progress, "denoising"))
     seconds = time.perf_counter() - start
-    rows = [[i + 1, text or "(empty: the decoder put [SEP] first)"] for i, text in enumerate(out.texts)]
-    info = (f"{num} sample{'s' if num > 1 else ''} x {steps} steps ({sampler.upper()}, seed {seed}) "
+    rows = [[i + 1, prompt_box.with_prompt(prompt, text or EMPTY)] for i, text in enumerate(out.texts)]
+    guidance = f", guidance {scale:g}" if prompt else ""
+    info = (f"{num} sample{'s' if num > 1 else ''} x {steps} steps ({sampler.upper()}, seed {seed}{guidance}) "
             f"in **{seconds:.2f} s** ({seconds / num:.3f} s per sample).")
+    if prompt:
+        info += f" Prompt: “{inputs.markdown_literal(prompt)}”."
+    elif pg.supports_prompts:
+        info += " No prompt: unconditional samples."
     return rows, info, Produced(out.texts, out.latents)
 
 
@@ -41,6 +61,7 @@ def build(pg: Playground, produced: gr.State) -> None:
     lim = pg.limits
     gr.Markdown("Draw noise in the latent space, denoise it with the diffusion model, decode it in one "
                 "non-autoregressive pass. The same seed and settings give the same texts.")
+    prompt, guidance = prompt_box.build(pg)
     with gr.Row():
         num = gr.Slider(1, lim.max_samples, value=4, step=1, label="Number of samples")
         steps = gr.Slider(1, lim.max_steps, value=50, step=1, label="Steps",
@@ -55,7 +76,12 @@ def build(pg: Playground, produced: gr.State) -> None:
                          interactive=False, label="Samples", column_widths=["8%", "92%"])
     handler = functools.partial(generate, pg)
     dice.click(random_seed, outputs=seed, api_name="random_seed")
-    run.click(handler, [num, steps, sampler, seed], [table, info, produced], api_name="generate", preprocess=False,
-              concurrency_id=MODEL_QUEUE)
-    gr.Examples(EXAMPLES, [num, steps, sampler, seed], [table, info, produced], fn=handler,
-                run_on_click=True, cache_examples=False, label="Examples (click to run)")
+    run.click(handler, [num, steps, sampler, seed, prompt, guidance], [table, info, produced], api_name="generate",
+              preprocess=False, concurrency_id=MODEL_QUEUE)
+    if pg.supports_prompts:
+        examples = [row + [pg.guidance_default] for row in PROMPT_EXAMPLES]
+        gr.Examples(examples, [num, steps, sampler, seed, prompt, guidance], [table, info, produced], fn=handler,
+                    run_on_click=True, cache_examples=False, label="Examples (click to run)")
+    else:
+        gr.Examples(EXAMPLES, [num, steps, sampler, seed], [table, info, produced], fn=handler,
+                    run_on_click=True, cache_examples=False, label="Examples (click to run)")

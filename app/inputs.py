@@ -20,6 +20,7 @@ import html
 import inspect
 import logging
 import math
+import re
 import warnings
 from typing import Callable, Iterator, Sequence
 
@@ -46,13 +47,33 @@ def text(value: object, what: str, max_chars: int) -> str:
     """A non-empty string; longer than ``max_chars`` is cut (with a warning)."""
     if not isinstance(value, str):
         raise refuse(f"{what} must be text, got {type(value).__name__}.")
+    value = optional_text(value, what, max_chars)
+    if not value:
+        raise refuse(f"{what} is empty: type a sentence or pick an example.")
+    return value
+
+
+def optional_text(value: object, what: str, max_chars: int) -> str:
+    """A string that may be left out: "" for None, empty or blank input; otherwise stripped, and cut
+    to ``max_chars`` (with a warning) like :func:`text`."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise refuse(f"{what} must be text, got {type(value).__name__}.")
     value = value.encode("utf-8", "replace").decode("utf-8").strip()  # lone surrogates from the API -> '?'
     if len(value) > max_chars:
         gr.Warning(f"{what} is {len(value):,} characters long; only the first {max_chars:,} are used.")
         value = value[:max_chars].strip()
-    if not value:
-        raise refuse(f"{what} is empty: type a sentence or pick an example.")
     return value
+
+
+_MARKDOWN = re.compile(r"([\\`*_\[\]#|~])")
+
+
+def markdown_literal(value: str) -> str:
+    """User text to show inside ``gr.Markdown`` as typed: HTML-escaped, Markdown markup characters
+    backslash-escaped (a prompt "**hi**" is shown with its stars, not in bold)."""
+    return _MARKDOWN.sub(r"\\\1", html.escape(value))
 
 
 def integer(value: object, what: str, low: int, high: int) -> int:
@@ -85,13 +106,14 @@ def choice(value: object, what: str, options: Sequence[str]) -> str:
 
 
 @contextlib.contextmanager
-def truncation_notice(max_tokens: int) -> Iterator[None]:
-    """Turn the pipeline's TextTruncatedWarning into a toast that says what was kept."""
+def truncation_notice(max_tokens: int, what: str = "text") -> Iterator[None]:
+    """Turn the pipeline's TextTruncatedWarning into a toast that says what was kept (``what``: "text",
+    or "prompt" for the denoiser's prompt tokens)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", TextTruncatedWarning)
         yield
     if any(issubclass(w.category, TextTruncatedWarning) for w in caught):
-        gr.Warning(f"The model reads at most {max_tokens} tokens per text: longer text was cut to its "
+        gr.Warning(f"The model reads at most {max_tokens} tokens per {what}: longer {what} was cut to its "
                    f"first {max_tokens} tokens (the rest is ignored).")
 
 

@@ -33,7 +33,7 @@ def base_figure(pg: Playground):
 def _trajectory_overlay(run: Trajectory) -> Produced:
     """The x0 estimates along a run (evenly spaced steps) and its final sample."""
     picks = evenly_spaced(len(run.x0), MAX_TRAJECTORY_POINTS)
-    texts = [f"step {i + 1}: " + "".join(p for p, _ in run.highlighted(i)) for i in picks]
+    texts = [f"step {i + 1}: " + run.text(i) for i in picks]     # the continuation (its latent), not the prompt
     latents = torch.stack([run.x0[i] for i in picks] + [run.final_latent])    # (K + 1, N, d)
     return Produced(texts + [f"final sample: {run.final_text}"], latents)
 

@@ -2,20 +2,22 @@
 
 Every sampler step's x0 estimate is decoded and streamed; tokens that changed since the previous step
 are highlighted. The finished run stays in the session, so the step slider scrubs back through it
-without recomputing.
+without recomputing. On a prompt-conditioned checkpoint the run may continue a prompt (shown in front
+of the decoded text, in its own colour).
 """
 
 from __future__ import annotations
 
 import functools
 import html
+import itertools
 import time
 from dataclasses import dataclass, field
 
 import gradio as gr
 import torch
 
-from . import inputs
+from . import inputs, prompt_box
 from .context import MAX_SEED, MODEL_QUEUE, Playground, SAMPLERS
 from .plots import CHANGED_COLOR, trajectory_figure
 
@@ -30,6 +32,8 @@ class Trajectory:
     steps: int
     sampler: str
     seed: int
+    prompt: str | None = None                             # the prompt it continues (None: unconditional)
+    guidance_scale: float | None = None                   # with a prompt: the classifier-free guidance weight
     pieces: list[list[tuple[str, bool]]] = field(default_factory=list)  # per step: (wordpiece, changed)
     changed: list[int] = field(default_factory=list)      # per step: tokens changed since the previous step
     sigmas: list[float] = field(default_factory=list)     # per step: σ(t) after the step
@@ -39,12 +43,18 @@ class Trajectory:
     final_latent: torch.Tensor | None = None               # (N, d)
 
     def highlighted(self, i: int) -> list[tuple[str, str | None]]:
-        """Step i's text for ``gr.HighlightedText``: wordpieces joined, changed ones labelled."""
+        """Step i's text for ``gr.HighlightedText``: the prompt (if any) labelled as such, then the
+        wordpieces joined, changed ones labelled."""
         out = []
         for k, (piece, changed) in enumerate(self.pieces[i]):
             text = piece[2:] if piece.startswith("##") else (piece if k == 0 else " " + piece)
             out.append((text, CHANGED if changed else None))
-        return out or [("(empty: [SEP] came first)", None)]
+        out = out or [("(empty: [SEP] came first)", None)]
+        return [(f"{self.prompt} → ", prompt_box.PROMPT_LABEL), *out] if self.prompt else out
+
+    def text(self, i: int) -> str:
+        """Step i's decoded x0 estimate as plain text (without the prompt)."""
+        return "".join(piece for piece, label in self.highlighted(i) if label != prompt_box.PROMPT_LABEL)
 
     def figure(self, marker: int | None = None):
         """Charts of the steps so far; ``marker`` (0-based step index) draws a line at that step."""
@@ -66,14 +76,24 @@ def _record_step(run: Trajectory, pieces: list[tuple[int, str]], prev_ids: list[
 
 
 @inputs.user_facing
-def run_trajectory(pg: Playground, steps: float, sampler: str, seed: float):
-    """Stream one sample's denoising: yields (highlighted text, figure, slider, caption, finished run)."""
+def run_trajectory(pg: Playground, steps: float, sampler: str, seed: float, prompt: str | None = "",
+                   guidance_scale: float | None = None):
+    """Stream one sample's denoising: yields (highlighted text, figure, slider, caption, finished run).
+
+    API ``/trajectory``: (steps, sampler, seed, prompt, guidance_scale), streamed; ``prompt`` and
+    ``guidance_scale`` as in ``/generate`` (gradio_client fills them in for callers that send three
+    values; the raw REST API needs all five).
+    """
     steps, sampler, seed = pg.sampler_settings(steps, sampler, seed)
-    run = Trajectory(steps, sampler, seed)
+    prompt, scale = pg.prompt_settings(prompt, guidance_scale)
+    run = Trajectory(steps, sampler, seed, prompt, scale)
     prev_ids, last_figure = None, 0.0
     hidden_slider = gr.Slider(visible=False)
     check_time = pg.step_callback(None, "")
-    for step in pg.pipe.trajectory(1, steps=steps, sampler=sampler, seed=seed):
+    stream = pg.pipe.trajectory(1, steps=steps, sampler=sampler, seed=seed, prompt=prompt, guidance_scale=scale)
+    with inputs.truncation_notice(pg.prompt_tokens or 0, "prompt"):   # the prompt is read at the first step
+        first = next(stream)
+    for step in itertools.chain([first], stream):
         check_time(step.i + 1, steps)
         ids = step.token_ids[0].tolist()
         sigma = float(pg.pipe.schedule.sigma(torch.tensor(step.t)))
@@ -86,13 +106,16 @@ def run_trajectory(pg: Playground, steps: float, sampler: str, seed: float):
             yield run.highlighted(step.i), figure, hidden_slider, run.caption(step.i), gr.skip()
     final = step.sample_latents[0]                                             # (N, d)
     run.final_text, run.final_latent = step.sample_texts[0], final
-    scale = float(final.norm()) or 1.0
-    run.distance = [float((x0 - final).norm()) / scale for x0 in run.x0]
+    norm = float(final.norm()) or 1.0
+    run.distance = [float((x0 - final).norm()) / norm for x0 in run.x0]
     last = steps - 1
     slider = (gr.Slider(minimum=1, maximum=steps, value=steps, step=1, visible=True, interactive=True,
                         label="Scrub through the steps (no recomputation)")
               if steps > 1 else hidden_slider)                                 # one step: nothing to scrub
-    caption = run.caption(last) + f"<br>final sample: {html.escape(run.final_text) or '(empty)'}"
+    final_text = html.escape(run.final_text) or "(empty)"
+    if prompt:
+        final_text = f"{inputs.markdown_literal(prompt)} → {final_text} (guidance {run.guidance_scale:g})"
+    caption = run.caption(last) + f"<br>final sample: {final_text}"
     yield run.highlighted(last), run.figure(marker=last), slider, caption, run
 
 
@@ -109,6 +132,7 @@ def build(pg: Playground, run_state: gr.State) -> None:
     gr.Markdown("Each step, the denoiser estimates the clean latent x0 from the noisy one; here that "
                 "estimate is decoded to text after every step. Tokens that changed since the previous "
                 "step are highlighted.")
+    prompt, guidance = prompt_box.build(pg)
     with gr.Row():
         steps = gr.Slider(1, pg.limits.max_steps, value=50, step=1, label="Steps")
         sampler = gr.Radio([(label, key) for key, label in SAMPLERS.items()], value="sde", label="Sampler")
@@ -117,13 +141,14 @@ def build(pg: Playground, run_state: gr.State) -> None:
         run_button = gr.Button("Run the trajectory", variant="primary")
         stop_button = gr.Button("Stop", variant="stop", scale=0)
     caption = gr.Markdown()
-    text = gr.HighlightedText(label="decoded x0 estimate", color_map={CHANGED: CHANGED_COLOR},
+    text = gr.HighlightedText(label="decoded x0 estimate",
+                              color_map={CHANGED: CHANGED_COLOR, prompt_box.PROMPT_LABEL: prompt_box.PROMPT_COLOR},
                               show_legend=True, combine_adjacent=False)
     slider = gr.Slider(1, 2, value=1, step=1, visible=False, label="Scrub through the steps")
     figure = gr.Plot(label="per-step quantities")
-    running = run_button.click(functools.partial(run_trajectory, pg), [steps, sampler, seed],
+    running = run_button.click(functools.partial(run_trajectory, pg), [steps, sampler, seed, prompt, guidance],
                                [text, figure, slider, caption, run_state], api_name="trajectory", preprocess=False,
-              concurrency_id=MODEL_QUEUE)
+                               concurrency_id=MODEL_QUEUE)
     stop_button.click(None, cancels=[running], api_visibility="private")
     slider.input(show_step, [run_state, slider], [text, figure, caption], api_name="trajectory_step", preprocess=False,
                  trigger_mode="always_last")

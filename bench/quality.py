@@ -35,11 +35,13 @@ import re
 import statistics
 import time
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
 
 from cosmos import CosmosPipeline, FrozenEncoder
+from cosmos.encoder import TokenizedBatch
 
 DATA = Path("../shared/data/tinystories")
 RESULTS = Path("bench/results/quality")
@@ -100,12 +102,19 @@ def seeded_subset(items: list[str], k: int, seed: int) -> list[str]:
 
 # --- MAUVE on frozen-encoder features --------------------------------------------------------------------
 @torch.inference_mode()
+def encoder_token_features(encoder: FrozenEncoder, texts: list[str], max_length: int,
+                           batch: int = 64) -> Iterator[tuple[TokenizedBatch, torch.Tensor]]:
+    """Per batch of (up to) ``batch`` texts: their tokenisation at ``max_length`` and the frozen
+    encoder's last hidden states (B, L, D)."""
+    for start in range(0, len(texts), batch):
+        tok = encoder.tokenize(texts[start:start + batch], max_length)
+        yield tok, encoder(tok.input_ids, tok.attention_mask)
+
+
 def encoder_features(encoder: FrozenEncoder, texts: list[str], max_length: int, batch: int = 64) -> np.ndarray:
     """(K, D) mean-pooled frozen-encoder features, the MAUVE embedding."""
     out = []
-    for start in range(0, len(texts), batch):
-        tok = encoder.tokenize(texts[start:start + batch], max_length)
-        hidden = encoder(tok.input_ids, tok.attention_mask)                       # (B, L, D)
+    for tok, hidden in encoder_token_features(encoder, texts, max_length, batch):   # hidden (B, L, D)
         mask = tok.attention_mask[..., None].float()
         out.append(((hidden * mask).sum(1) / mask.sum(1).clamp_min(1)).float())
     return torch.cat(out).numpy()

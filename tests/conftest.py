@@ -58,6 +58,20 @@ def tiny_pipeline(tiny_encoder, tiny_encoder_dir) -> CosmosPipeline:
     return make_tiny_pipeline(tiny_encoder, tiny_encoder_dir)
 
 
+TINY_PROMPT_LEN = 8   # prompt tokens the tiny conditional denoiser reads ([CLS] and [SEP] included)
+TINY_GUIDANCE = 2.0   # its default guidance scale
+
+
+def make_tiny_conditional_pipeline(encoder: FrozenEncoder, encoder_dir: str) -> CosmosPipeline:
+    """A tiny untrained prompt-conditioned pipeline (L=16, N=4, prompts of <= 8 tokens, 4 steps,
+    guidance 2.0 by default); same weights every call."""
+    torch.manual_seed(0)
+    return CosmosPipeline.build(tiny_autoencoder_config(encoder_dir),
+                                tiny_denoiser_config(source_dim=encoder.hidden_size, source_max_length=TINY_PROMPT_LEN),
+                                sampling=SamplingConfig(steps=4, batch_size=4, guidance_scale=TINY_GUIDANCE),
+                                encoder=encoder)
+
+
 # Made-up reference sentences for the playground's latent map, two groups of ten.
 PLAYGROUND_REFERENCE = [(text, "animals") for text in (
     "The cat slept on the warm windowsill.", "A dog barked at the mailman.", "Two birds sang in the old oak tree.",
@@ -87,4 +101,14 @@ def tiny_playground(tmp_path_factory, tiny_encoder, tiny_encoder_dir):
     (folder / "README.md").write_text(
         "---\nlicense: mit\ntags: [test]\n---\n# Tiny Cosmos\n\nA test checkpoint.\n\n"
         f"{PLAYGROUND_LIMITATIONS}\n\n## Metrics\n\nnone measured\n", encoding="utf-8")
+    return load_playground(folder, prepare_map=False)
+
+
+@pytest.fixture(scope="module")
+def tiny_conditional_playground(tmp_path_factory, tiny_encoder, tiny_encoder_dir):
+    """``app.load_playground`` over a saved tiny prompt-conditioned pipeline (no latent map, no card)."""
+    from app import load_playground
+
+    folder = tmp_path_factory.mktemp("tiny-conditional-playground")
+    make_tiny_conditional_pipeline(tiny_encoder, tiny_encoder_dir).save_pretrained(folder)
     return load_playground(folder, prepare_map=False)

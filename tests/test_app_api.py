@@ -30,6 +30,15 @@ from live_app import AppStartError, module_fixture, running_app
 live_app = module_fixture()
 
 ENDPOINTS = {"/random_seed", "/generate", "/trajectory", "/trajectory_step", "/interpolate", "/latent_map", "/vary"}
+SIGNATURES = {   # endpoint -> its parameters, in order; the trailing prompt and guidance_scale (issue 7) have defaults
+    "/generate": ["num", "steps", "sampler", "seed", "prompt", "guidance_scale"],
+    "/trajectory": ["steps", "sampler", "seed", "prompt", "guidance_scale"],
+}
+DEFAULT_GUIDANCE = 1.0          # the embedded checkpoint stores none: SamplingConfig's default
+PROMPT = "Once upon a time, a little cat found a red ball."
+UNCONDITIONAL = ("Prompt must be empty here. This checkpoint is unconditional. Prompts need a conditional checkpoint, "
+                 "e.g. one trained with `python -m train.diffusion --config story-cpu` (see README), loaded with "
+                 "`python app.py --checkpoint DIR`.")
 MAX_SEED = 2**32 - 1
 TEXT_A = "The little dog ran to the park to play with a red ball."
 TEXT_B = "The old man sat by the window and read a long letter."
@@ -125,6 +134,17 @@ def test_public_endpoints_are_exactly_the_documented_ones(client):
     assert not api["unnamed_endpoints"], f"unexpected unnamed endpoints: {list(api['unnamed_endpoints'])}"
 
 
+def test_generate_and_trajectory_take_prompt_and_guidance_last_with_defaults(client):
+    """Callers that send only the old arguments still work: gradio_client fills in the defaults."""
+    api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    for endpoint, names in SIGNATURES.items():
+        params = api[endpoint]["parameters"]
+        assert [p["parameter_name"] for p in params] == names, params
+        assert [p["label"] for p in params[-2:]] == ["Prompt (optional)", "Guidance scale"]
+        assert [(p["parameter_has_default"], p["parameter_default"]) for p in params[-2:]] == \
+            [(True, ""), (True, DEFAULT_GUIDANCE)]
+
+
 def test_random_seed_is_a_valid_seed(client):
     seeds = [client.predict(api_name="/random_seed") for _ in range(3)]
     assert all(isinstance(s, int) and 0 <= s <= MAX_SEED for s in seeds), seeds
@@ -150,6 +170,24 @@ def test_generate_same_seed_gives_the_same_rows(client, sampler):
     other = rows_of(client.predict(2, 10, sampler, 12, api_name="/generate")[0])
     assert first == again
     assert first != other, "seeds 11 and 12 gave the same samples"
+
+
+def test_an_empty_prompt_is_the_old_call(client):
+    """Old four-value calls, an explicit empty (or blank) prompt with any valid guidance, and keyword
+    arguments all give the same unconditional samples."""
+    old = rows_of(client.predict(2, 10, "ddim", 4, api_name="/generate")[0])
+    assert rows_of(client.predict(2, 10, "ddim", 4, "", DEFAULT_GUIDANCE, api_name="/generate")[0]) == old
+    assert rows_of(client.predict(2, 10, "ddim", 4, " \n ", 3.5, api_name="/generate")[0]) == old
+    assert rows_of(client.predict(num=2, steps=10, sampler="ddim", seed=4, prompt="", api_name="/generate")[0]) == old
+
+
+@pytest.mark.parametrize("endpoint, args", [("/generate", (2, 10, "sde", 0)), ("/trajectory", (10, "sde", 0))])
+def test_a_prompt_to_the_unconditional_checkpoint_says_how_to_get_a_conditional_one(client, endpoint, args):
+    with pytest.raises(AppError) as caught:
+        client.predict(*args, PROMPT, DEFAULT_GUIDANCE, api_name=endpoint)
+    assert str(caught.value) == UNCONDITIONAL, str(caught.value)
+    with pytest.raises(AppError, match="^Prompt must be empty here"):
+        client.predict(*args, prompt=PROMPT, api_name=endpoint)          # keyword, default guidance
 
 
 # ------------------------------------------------------------------------------------- trajectory
@@ -339,7 +377,12 @@ BAD_INPUTS = [
     Bad("empty-text-a", "/interpolate", ("", TEXT_B, 4, "lerp"), field="Text A"),
     Bad("blank-text-vary", "/vary", (" \n\t ", 0.5, 2, 10, "sde", 0), field="Text"),
     Bad("empty-your-texts", "/latent_map", ("", ["your texts"]), field="Your texts"),
-    Bad("nan-steps", "generate", body='{"data": [2, NaN, "sde", 0]}', field="Steps"),
+    Bad("nan-steps", "generate", body='{"data": [2, NaN, "sde", 0, "", 1.0]}', field="Steps"),
+    Bad("nan-guidance", "generate", body='{"data": [2, 10, "sde", 0, "", NaN]}', field="Guidance scale"),
+    Bad("guidance-too-high", "/trajectory", (10, "sde", 0, "", 5.5), field="Guidance scale"),
+    Bad("prompt-not-text", "/generate", (2, 10, "sde", 0, 42, 1.0), field="Prompt"),
+    Bad("prompt-unconditional", "/generate", (2, 10, "sde", 0, PROMPT, 1.0), field="Prompt"),
+    Bad("prompt-unconditional-trajectory", "/trajectory", (10, "sde", 0, "a dog", 1.0), field="Prompt"),
     Bad("nan-strength", "vary", body='{"data": ["a cat", NaN, 2, 10, "sde", 0]}', field="Strength"),
     Bad("fractional-samples", "/generate", (2.5, 10, "sde", 0), field="Number of samples"),
     Bad("too-much-work", "/generate", (16, 500, "sde", 0), field="steps"),

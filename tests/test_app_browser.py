@@ -180,6 +180,17 @@ def test_trajectory_tab(session):
     session.check_console()
 
 
+@pytest.mark.parametrize("tab", ["Generate", "Denoising trajectory"])
+def test_prompt_controls_are_inactive_on_the_unconditional_checkpoint(session, tab):
+    panel = session.tab(tab)
+    expect(panel.get_by_label("Prompt (optional)")).to_be_visible()
+    expect(panel.get_by_label("Prompt (optional)")).to_be_disabled()
+    expect(panel.get_by_role("spinbutton", name="number input for Guidance scale")).to_be_disabled()
+    expect(panel.get_by_text("This checkpoint is unconditional. Prompts need a conditional checkpoint")).to_be_visible()
+    expect(panel.get_by_text("python -m train.diffusion --config story-cpu")).to_be_visible()
+    session.check_console()
+
+
 def run_interpolation(session, points: int = 5):
     """Interpolate two texts by lerp in the UI; returns (panel, plot) once the chart is drawn."""
     panel = session.tab("Interpolate")

@@ -24,12 +24,12 @@ from train.diffusion import denoising_loss, train_diffusion
 from train.export import export
 from train.latent_stats import compute_latent_stats
 
-from conftest import TINY_N, tiny_autoencoder_config, tiny_denoiser_config
+from conftest import TINY_GUIDANCE, TINY_N, TINY_PROMPT_LEN, make_tiny_conditional_pipeline, tiny_denoiser_config
 from test_train import _overrides, _stories
 
 D = 64          # latent width of the tiny pipelines (= the tiny encoder's width)
 SRC = 48        # source width of the stand-alone denoisers below
-PROMPT_LEN = 8  # source_max_length of the tiny conditional pipeline
+PROMPT_LEN = TINY_PROMPT_LEN  # source_max_length of the tiny conditional pipeline
 
 
 def _denoiser(**overrides) -> CosmosDenoiser:
@@ -50,11 +50,8 @@ def _inputs(B: int = 3, S: int = 5, seed: int = 0):
 
 @pytest.fixture
 def cond_pipeline(tiny_encoder, tiny_encoder_dir) -> CosmosPipeline:
-    """A tiny untrained prompt-conditioned pipeline (L=16, N=4, prompts of <= 8 tokens, 4 steps)."""
-    torch.manual_seed(0)
-    return CosmosPipeline.build(tiny_autoencoder_config(tiny_encoder_dir),
-                                tiny_denoiser_config(source_dim=D, source_max_length=PROMPT_LEN),
-                                sampling=SamplingConfig(steps=4, batch_size=4, guidance_scale=2.0), encoder=tiny_encoder)
+    """A tiny untrained prompt-conditioned pipeline (L=16, N=4, prompts of <= 8 tokens, 4 steps, guidance 2)."""
+    return make_tiny_conditional_pipeline(tiny_encoder, tiny_encoder_dir)
 
 
 # --- denoiser -------------------------------------------------------------------------------------
@@ -232,7 +229,7 @@ def test_prompts_change_samples_with_the_same_seed(cond_pipeline):
 def test_guidance_scale_default_and_effect(cond_pipeline):
     pipe = cond_pipeline
     default = pipe.generate(prompt="the sun was hot", seed=1).latents
-    assert torch.equal(default, pipe.generate(prompt="the sun was hot", seed=1, guidance_scale=2.0).latents)
+    assert torch.equal(default, pipe.generate(prompt="the sun was hot", seed=1, guidance_scale=TINY_GUIDANCE).latents)
     assert not torch.allclose(default, pipe.generate(prompt="the sun was hot", seed=1, guidance_scale=0).latents)
 
 
@@ -308,7 +305,7 @@ def test_conditional_round_trip(cond_pipeline, tiny_encoder, tmp_path):
     pipe = cond_pipeline
     pipe.save_pretrained(tmp_path / "p")
     index = json.loads((tmp_path / "p/model_index.json").read_text())
-    assert index["sampling"]["guidance_scale"] == 2.0
+    assert index["sampling"]["guidance_scale"] == TINY_GUIDANCE
     config = json.loads((tmp_path / "p/denoiser/config.json").read_text())
     assert (config["source_dim"], config["source_max_length"]) == (D, PROMPT_LEN)
     loaded = CosmosPipeline.from_pretrained(tmp_path / "p", encoder=tiny_encoder)

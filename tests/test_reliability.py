@@ -115,8 +115,8 @@ def _never(out, value):
 
 INTERPOLATE = (TEXT_A, TEXT_B, 3, "lerp")
 VARY = (TEXT_A, 0.5, 1, 2, "ddim", 0)
-GENERATE = (2, 2, "ddim", 0)
-TRAJECTORY = (2, "ddim", 0)
+GENERATE = (2, 2, "ddim", 0, "", 1.0)     # + prompt, guidance scale: the raw REST API needs every value
+TRAJECTORY = (2, "ddim", 0, "", 1.0)
 TEXT_FIELDS = {
     "interpolate-text_a": Field("interpolate", "Text A", INTERPOLATE, 0, _interpolate_ok),
     "interpolate-text_b": Field("interpolate", "Text B", INTERPOLATE, 1, _interpolate_ok),
