@@ -35,8 +35,8 @@ BASELINES = (   # in training order: the most informative rows first
     Baseline("bench-ar", "autoregressive LM (KV cache)", "ar"),
     Baseline("bench-ce-only", "Cosmos N=L/8, CE-only autoencoder", "cosmos"),
     Baseline("bench-l1", "no compression, N=L (64 latents)", "cosmos"),
-    Baseline("bench-l4", "Cosmos N=L/4 (16 latents)", "cosmos"),
     Baseline("bench-l16", "Cosmos N=L/16 (4 latents)", "cosmos"),
+    Baseline("bench-l4", "Cosmos N=L/4 (16 latents)", "cosmos"),
 )
 BY_PRESET = {b.preset: b for b in BASELINES}
 

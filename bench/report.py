@@ -139,7 +139,11 @@ def speed_section(speed: dict | None) -> str:
             cosmos = [cell[f"Cosmos {k} steps"] for k in steps]
             out.append(f"| {L} | {B} | {ar['latency_ms']:.0f} | " +
                        " | ".join(f"{c['latency_ms']:.0f} ({c['speedup_vs_ar_kv']:.2f}x)" for c in cosmos) + " |")
-    out.append("\nSamples per second are batch / latency; the JSON has every run.\n")
+    unstable = [r for r in rows if len(r.get("runs_s", [])) > 1 and max(r["runs_s"]) > 1.5 * min(r["runs_s"])]
+    out.append("\nSamples per second are batch / latency; `bench/results/speed-vs-ar.json` has every run."
+               + ("" if not unstable else " Runs of these cells spread by more than 1.5x (median shown): " + "; ".join(
+                   f"L {r['length']}, batch {r['batch']}, {r['model']}: "
+                   + ", ".join(f"{x:.2f}" for x in r["runs_s"]) + " s" for r in unstable) + ".") + "\n")
     return "\n".join(out)
 
 
@@ -151,13 +155,18 @@ def conditional_section() -> str:
     out = []
     for path in results:
         r = load(path)
-        out.append(f"`{r.get('pipeline', path.stem)}`: {r.get('prompts', '?')} held-out prompts x "
-                   f"{r.get('seeds', '?')} seeds.\n")
-        out.append("| guidance w | F1 vs own reference ↑ | F1 vs shuffled references | diversity ↑ | seconds |")
-        out.append("|---:|---:|---:|---:|---:|")
-        for row in r.get("scales", []):
-            out.append(f"| {row['scale']:g} | {fmt(row['f1'])} | {fmt(row['f1_shuffled'])} | {fmt(row['diversity'])} "
-                       f"| {fmt(row['seconds'], 1)} |")
+        st = r["settings"]
+        out.append(f"`{r['pipeline']}`: {st['prompts']} held-out prompts (first sentence of a TinyStories test story; "
+                   f"reference = the rest, cut to {st['max_length']} tokens) x {st['seeds']} seeds, {st['steps']} "
+                   "steps. F1: BERTScore-style greedy matching of the frozen encoder's token features against "
+                   "the prompt's own reference; shuffled: against another prompt's reference (the gap shows how "
+                   "much a continuation follows its own prompt).\n")
+        out.append("| guidance w | F1 vs own reference ↑ | F1 vs shuffled | gap ↑ | diversity ↑ | seconds |")
+        out.append("|---:|---:|---:|---:|---:|---:|")
+        for row in r["scales"]:
+            out.append(f"| {row['guidance_scale']:g} | {fmt(row['f1'])} | {fmt(row['f1_shuffled'])} | "
+                       f"{fmt(row['f1_gap'])} | {fmt(row['diversity'])} | {fmt(row['seconds'], 1)} |")
+        out.append(f"\nHuman reference continuations: diversity {r['reference']['diversity']:.3f}.\n")
     return "\n".join(out) + "\n"
 
 

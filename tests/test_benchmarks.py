@@ -209,3 +209,14 @@ def test_report_renders_tables_findings_and_figures(tmp_path, monkeypatch):
     table = text[text.index("## Unconditional quality"):]
     order = [table.index(f"`{n}`") for n in ("bench-l8", "bench-ce-only", "bench-ar")]
     assert order == sorted(order)        # rows in the family's order
+    # a conditional result adds the guidance table
+    spread = lambda v: {"mean": v, "std": 0.0, "runs": [v]}  # noqa: E731
+    (results / "conditional-story.json").write_text(json.dumps({
+        "pipeline": "runs/story/pipeline",
+        "settings": {"prompts": 4, "seeds": 1, "steps": 5, "max_length": 64},
+        "scales": [{"guidance_scale": 0.0, "f1": spread(0.5), "f1_shuffled": spread(0.4), "f1_gap": spread(0.1),
+                    "diversity": spread(0.3), "seconds": spread(2.0)}],
+        "reference": {"diversity": 0.6}}))
+    text = report.render().read_text()
+    assert "| 0 | 0.500 ± 0.000 | 0.400 ± 0.000 | 0.100 ± 0.000 | 0.300 ± 0.000 | 2.0 ± 0.0 |" in text
+    assert "Not measured yet" not in text
