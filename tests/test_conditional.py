@@ -25,7 +25,7 @@ from train.export import export
 from train.latent_stats import compute_latent_stats
 
 from conftest import TINY_GUIDANCE, TINY_N, TINY_PROMPT_LEN, make_tiny_conditional_pipeline, tiny_denoiser_config
-from test_train import _overrides, _stories
+from test_train import _overrides, write_story_splits
 
 D = 64          # latent width of the tiny pipelines (= the tiny encoder's width)
 SRC = 48        # source width of the stand-alone denoisers below
@@ -377,13 +377,7 @@ def test_pair_source_validation(values, needle):
 # --- training end to end ------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def story_files(tmp_path_factory) -> dict[str, str]:
-    folder = tmp_path_factory.mktemp("stories")
-    files = {}
-    for i, split in enumerate(("train", "validation", "test")):
-        path = folder / f"{split}.jsonl"
-        path.write_text("".join(json.dumps({"text": t}) + "\n" for t in _stories(40 if split == "train" else 12, 10 + i)))
-        files[split] = str(path)
-    return files
+    return write_story_splits(tmp_path_factory.mktemp("stories"), seed=10)
 
 
 def test_conditional_training_end_to_end(tmp_path, story_files, tiny_encoder_dir):

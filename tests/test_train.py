@@ -29,15 +29,20 @@ def _stories(n: int, seed: int) -> list[str]:
     return [f"Once upon a time {pick(6)}. Then {pick(int(torch.randint(4, 30, (1,), generator=g)))}." for _ in range(n)]
 
 
-@pytest.fixture(scope="module")
-def data_files(tmp_path_factory) -> dict[str, str]:
-    folder = tmp_path_factory.mktemp("data")
+def write_story_splits(folder, seed: int = 0) -> dict[str, str]:
+    """train/validation/test jsonl files of made-up stories (40 / 12 / 12) in ``folder``: {split: path}."""
     files = {}
     for i, split in enumerate(("train", "validation", "test")):
         path = folder / f"{split}.jsonl"
-        path.write_text("".join(json.dumps({"text": t}) + "\n" for t in _stories(40 if split == "train" else 12, i)))
+        path.write_text("".join(json.dumps({"text": t}) + "\n"
+                                for t in _stories(40 if split == "train" else 12, seed + i)))
         files[split] = str(path)
     return files
+
+
+@pytest.fixture(scope="module")
+def data_files(tmp_path_factory) -> dict[str, str]:
+    return write_story_splits(tmp_path_factory.mktemp("data"))
 
 
 def _overrides(run_dir, data_files, encoder_dir, **extra) -> list[str]:
