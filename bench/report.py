@@ -249,17 +249,20 @@ def figures(rows: list[tuple[str, dict]], speed: dict | None) -> dict[str, str]:
     if speed:
         st = speed["settings"]
         fig = make_subplots(rows=1, cols=len(st["batches"]), subplot_titles=[f"batch {b}" for b in st["batches"]])
+        palette = ("#1f77b4", "#2ca02c", "#d62728", "#9467bd", "#ff7f0e")
+        colour = {L: palette[i % len(palette)] for i, L in enumerate(st["lengths"])}  # one colour per L, both panels
         for col, B in enumerate(st["batches"], start=1):
             for L in st["lengths"]:
                 cell = [r for r in speed["results"] if r["length"] == L and r["batch"] == B]
                 cos = [r for r in cell if r["steps"]]
                 fig.add_scatter(x=[r["steps"] for r in cos], y=[r["latency_ms"] for r in cos], mode="lines+markers",
-                                name=f"Cosmos L={L}", legendgroup=f"c{L}", showlegend=col == 1, row=1, col=col)
+                                line=dict(color=colour[L]), name=f"Cosmos L={L}", legendgroup=f"c{L}",
+                                showlegend=col == 1, row=1, col=col)
                 ar = next(r for r in cell if not r["steps"])
                 fig.add_scatter(x=st["steps"], y=[ar["latency_ms"]] * len(st["steps"]), mode="lines",
-                                line=dict(dash="dash"), name=f"AR L={L}", legendgroup=f"a{L}", showlegend=col == 1,
+                                line=dict(dash="dash", color=colour[L]), name=f"AR L={L}", legendgroup=f"a{L}", showlegend=col == 1,
                                 row=1, col=col)
-        fig.update_xaxes(title_text="Cosmos sampler steps", type="log")
+        fig.update_xaxes(title_text="Cosmos sampler steps", type="log", tickvals=st["steps"])
         fig.update_yaxes(title_text="latency (ms)", type="log")
         fig.update_layout(title="Generation latency: Cosmos vs AR with KV cache (CPU)", template="plotly_white",
                           width=1200, height=500)
