@@ -81,7 +81,7 @@ def quality_section(rows: list[tuple[str, dict]], reference: dict | None) -> str
            f"drawn from the {s['held_out_windows']} training-style windows of L = {s['window_tokens']} tokens of "
            "the TinyStories test split. MAUVE features: the frozen all-MiniLM-L6-v2 encoder (mean-pooled). "
            "Gen. PPL: median perplexity of the samples under the AR baseline (lower = more fluent to it; the AR "
-           "row scores itself). Smoothness: share of the 7 interior points of straight latent paths between "
+           "row scores itself; repeating one word also scores low, so read it together with diversity). Smoothness: share of the 7 interior points of straight latent paths between "
            f"{s['pairs']} held-out window pairs that decode to text whose AR perplexity is at most the 90th "
            "percentile of held-out human windows' (the 2 ends, i.e. plain reconstructions, in brackets).\n",
            "| model | generator params | training (2-core CPU) | MAUVE ↑ | diversity ↑ | memorization | gen. PPL ↓ "
@@ -202,6 +202,11 @@ def findings(rows: dict[str, dict], speed: dict | None) -> str:
         out.append("- Compression ratio (same budget): " + "; ".join(
             f"{ROWS[n][0].split(', ')[-1]}: reconstruction {rows[n]['reconstruction_accuracy']:.3f}, "
             f"MAUVE {mauve(n):.3f}" for n in ratios) + ".")
+    from bench.baselines import BASELINES
+    missing = [b.preset for b in BASELINES if b.preset not in rows]
+    if missing:
+        out.append(f"- Not measured yet: {', '.join(f'`{m}`' for m in missing)} (presets in `train/configs/`; "
+                   "`python -m bench.report --all` trains and measures them).")
     if speed:
         st = speed["settings"]
         L, B = max(st["lengths"]), max(st["batches"])

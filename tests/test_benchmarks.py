@@ -205,7 +205,8 @@ def test_report_renders_tables_findings_and_figures(tmp_path, monkeypatch):
     assert "clean reconstruction 0.500 vs 0.500" in text
     assert "| 64 | 1 | 100 | 50 (2.00x) |" in text
     assert "(figures/speed.html)" in text and (tmp_path / "docs/figures/speed.html").is_file()
-    assert "Not measured yet" in text    # no conditional results
+    assert "Not measured yet: no conditional checkpoint" in text
+    assert "Not measured yet: `bench-l1`, `bench-l16`, `bench-l4`" in text   # presets without results, named
     table = text[text.index("## Unconditional quality"):]
     order = [table.index(f"`{n}`") for n in ("bench-l8", "bench-ce-only", "bench-ar")]
     assert order == sorted(order)        # rows in the family's order
@@ -219,4 +220,4 @@ def test_report_renders_tables_findings_and_figures(tmp_path, monkeypatch):
         "reference": {"diversity": 0.6}}))
     text = report.render().read_text()
     assert "| 0 | 0.500 ± 0.000 | 0.400 ± 0.000 | 0.100 ± 0.000 | 0.300 ± 0.000 | 2.0 ± 0.0 |" in text
-    assert "Not measured yet" not in text
+    assert "Not measured yet: no conditional checkpoint" not in text
