@@ -41,6 +41,8 @@ import numpy as np
 import torch
 
 from cosmos import CosmosPipeline, FrozenEncoder
+from cosmos.checkpoint import CheckpointError
+from cosmos.encoder import EncoderLoadError
 from cosmos.encoder import TokenizedBatch
 
 DATA = Path("../shared/data/tinystories")
@@ -256,16 +258,9 @@ def evaluate(model, *, samples: int, seeds: int, steps: int | None, windows: lis
     return result
 
 
-_THRESHOLDS: dict[int, float] = {}
-
-
 def ar_judge_threshold(ar_judge, windows: list[str]) -> float:
     """The 90th percentile of the AR judge's perplexity over (up to 512) held-out human windows."""
-    key = id(ar_judge)
-    if key not in _THRESHOLDS:
-        ppl = ar_judge.perplexities(seeded_subset(windows, 512, 7))
-        _THRESHOLDS[key] = float(np.percentile(ppl, WELL_FORMED_PERCENTILE))
-    return _THRESHOLDS[key]
+    return float(np.percentile(ar_judge.perplexities(seeded_subset(windows, 512, 7)), WELL_FORMED_PERCENTILE))
 
 
 def reference_row(windows: list[str], train_texts: list[str], samples: int, seeds: int, ar_judge) -> dict:
@@ -299,7 +294,7 @@ def main(argv: list[str] | None = None) -> None:
     judge = FrozenEncoder.from_pretrained()
     try:
         ar_judge = load_model(args.judge)[1]
-    except Exception as err:  # the AR judge is optional: without it, no gen. PPL and no smoothness
+    except (CheckpointError, EncoderLoadError) as err:  # optional: without it, no gen. PPL and no smoothness
         print(f"note: no AR judge ({err}); gen. PPL and interpolation smoothness are skipped")
         ar_judge = None
     data = Path(args.data)
@@ -314,7 +309,10 @@ def main(argv: list[str] | None = None) -> None:
         {"settings": settings, **reference_row(windows, train_texts, args.samples, args.seeds, ar_judge)},
         indent=1) + "\n")
     for name in names:
-        label, model = load_model(name)
+        try:
+            label, model = load_model(name)
+        except (CheckpointError, EncoderLoadError) as err:
+            raise SystemExit(f"error: {name}: {err}") from None
         if getattr(model, "max_length", L) != L:
             raise SystemExit(f"error: {name} reads {model.max_length} tokens; this benchmark compares L = {L}")
         started = time.perf_counter()
