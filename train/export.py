@@ -5,7 +5,7 @@
 Copies ``<run_dir>/pipeline`` (fp16 by default: half the size, loads as
 fp32), reloads the exported folder exactly as a user would, and measures on it: held-out token
 reconstruction accuracy on each autoencoder data source's test split, and 10 samples (seeds 0-9;
-for a prompt-conditioned run, one per held-out test prompt). Writes them, with the training curves
+for a prompt-conditioned run, one per prompt of ``CARD_PROMPTS``). Writes them, with the training curves
 from the metrics logs, into ``README.md``.
 """
 
@@ -26,7 +26,7 @@ from cosmos.config import ConfigError
 
 from .autoencoder import reconstruction_accuracy
 from .config import TrainConfig, load_config
-from .data import DataError, held_out_prompts, load_windows
+from .data import DataError, load_windows
 
 
 
@@ -61,6 +61,21 @@ def measure(pipe: CosmosPipeline, cfg: TrainConfig, max_windows: int) -> dict[st
                          "windows": len(windows)}
     return results
 
+# Story openings written for this repository (not corpus text, so a card can be shipped with the model):
+# the prompts of a prompt-conditioned model's card samples.
+CARD_PROMPTS = (
+    "Once upon a time, a little girl found a red ball in the park.",
+    "Once upon a time, a small dog named Max lived on a farm.",
+    "One day, Tom and his sister went to the beach.",
+    "There was a big tree in the middle of the town.",
+    "Anna wanted to bake a cake for her mom.",
+    "A little bird could not find its way home.",
+    "One morning, Ben saw a strange box in the garden.",
+    "The cat liked to sleep in the warm sun.",
+    "Sara had a new toy car that was very fast.",
+    "It was raining, and Lily was sad because she could not play outside.",
+)
+
 
 def _sample_section(pipe: CosmosPipeline, samples: list[tuple]) -> str:
     """The card's samples table: (seed, text) rows, or (seed, prompt, text) rows for a conditional model."""
@@ -71,7 +86,7 @@ def _sample_section(pipe: CosmosPipeline, samples: list[tuple]) -> str:
                 f"| seed | text |\n|---:|---|\n{rows}")
     rows = "\n".join(f"| {seed} | {cell(prompt)} | {cell(text)} |" for seed, prompt, text in samples)
     return ("## Prompted samples\n`pipe.generate(prompt=PROMPT, seed=SEED)` with the defaults above (guidance "
-            f"scale {pipe.sampling.guidance_scale}), one held-out test prompt each, copied verbatim:\n\n"
+            f"scale {pipe.sampling.guidance_scale}), prompts written for this card, copied verbatim:\n\n"
             f"| seed | prompt | continuation |\n|---:|---|---|\n{rows}")
 
 
@@ -181,8 +196,7 @@ def export(cfg: TrainConfig, out: Path, dtype: torch.dtype | None, max_windows: 
     if card:
         accuracy = measure(pipe, cfg, max_windows)
         if pipe.supports_prompts:
-            prompts = held_out_prompts(cfg.diffusion_stage.pairs, "test", 10)
-            samples = [(seed, p, pipe.generate(prompt=p, seed=seed).texts[0]) for seed, p in enumerate(prompts)]
+            samples = [(seed, p, pipe.generate(prompt=p, seed=seed).texts[0]) for seed, p in enumerate(CARD_PROMPTS)]
         else:
             samples = [(seed, pipe.generate(1, seed=seed).texts[0]) for seed in range(10)]
         write_card(out, cfg, pipe, accuracy, samples)
