@@ -3,7 +3,8 @@
     python -m bench.report          # re-render from the results already in bench/results/
     python -m bench.report --all    # first train what is missing and re-measure everything, then render:
                                     #   python -m bench.baselines; python -m bench.quality;
-                                    #   python -m bench.speed --vs-ar; python -m bench.conditional (if trained)
+                                    #   python -m bench.speed --vs-ar;
+                                    #   python -m bench.conditional --pipeline assets/cosmos-story-cpu
 
 PNG export uses kaleido with a Chromium (``BROWSER_PATH``, default /usr/bin/chromium when it exists);
 without one, the HTML figures are written and the PNGs are skipped with a note.
@@ -22,6 +23,7 @@ RESULTS = Path("bench/results")
 DOCS = Path("docs")
 FIGURES = DOCS / "figures"
 EMBEDDED = "cosmos-cpu-small"
+STORY_PIPELINE = "assets/cosmos-story-cpu"   # the embedded prompt-conditioned checkpoint bench.conditional measures
 
 # what each row is, in table order (bench presets first, then the embedded checkpoint)
 ROWS = {
@@ -150,8 +152,8 @@ def speed_section(speed: dict | None) -> str:
 def conditional_section() -> str:
     results = sorted(RESULTS.glob("conditional-*.json"))
     if not results:
-        return ("Not measured yet: no conditional checkpoint has been trained (`python -m train.diffusion "
-                "--config story-cpu`, then `python -m bench.conditional --pipeline runs/story-cpu/pipeline`).\n")
+        return (f"Not measured yet: `python -m bench.conditional --pipeline {STORY_PIPELINE}` (or any "
+                "prompt-conditioned pipeline folder, e.g. one trained with the `story-cpu` preset).\n")
     out = []
     for path in results:
         r = load(path)
@@ -160,7 +162,9 @@ def conditional_section() -> str:
                    f"reference = the rest, cut to {st['max_length']} tokens) x {st['seeds']} seeds, {st['steps']} "
                    "steps. F1: BERTScore-style greedy matching of the frozen encoder's token features against "
                    "the prompt's own reference; shuffled: against another prompt's reference (the gap shows how "
-                   "much a continuation follows its own prompt).\n")
+                   "much a continuation follows its own prompt). Seconds: wall time of one seed's "
+                   f"{st['prompts']} continuations (w > 0 runs the prompted and the unconditional branch, twice "
+                   "the denoiser work).\n")
         out.append("| guidance w | F1 vs own reference ↑ | F1 vs shuffled | gap ↑ | diversity ↑ | seconds |")
         out.append("|---:|---:|---:|---:|---:|---:|")
         for row in r["scales"]:
@@ -202,6 +206,20 @@ def findings(rows: dict[str, dict], speed: dict | None) -> str:
         out.append("- Compression ratio (same budget): " + "; ".join(
             f"{ROWS[n][0].split(', ')[-1]}: reconstruction {rows[n]['reconstruction_accuracy']:.3f}, "
             f"MAUVE {mauve(n):.3f}" for n in ratios) + ".")
+    for path in sorted(RESULTS.glob("conditional-*.json")):
+        r = load(path)
+        by_w = {row["guidance_scale"]: row for row in r["scales"]}
+        if 0.0 not in by_w or len(by_w) < 2:
+            continue
+        free, best = by_w[0.0], max(r["scales"], key=lambda row: row["f1_gap"]["mean"])
+        follows = "follow" if free["f1_gap"]["mean"] > 2 * free["f1_gap"]["std"] + 0.01 else "do not clearly follow"
+        out.append(f"- Prompted story continuation (`{r['pipeline']}`): continuations {follows} their own prompt "
+                   f"(BERTScore-style F1 {free['f1']['mean']:.3f} against their own reference vs "
+                   f"{free['f1_shuffled']['mean']:.3f} against other prompts' at w = 0). The largest gap, "
+                   f"{best['f1_gap']['mean']:.3f}, is at guidance w = {best['guidance_scale']:g} (F1 "
+                   f"{best['f1']['mean']:.3f}, diversity {best['diversity']['mean']:.3f} vs "
+                   f"{free['diversity']['mean']:.3f} at w = 0): guidance ties the text closer to the prompt and "
+                   "makes it more repetitive.")
     from bench.baselines import BASELINES
     missing = [b.preset for b in BASELINES if b.preset not in rows]
     if missing:
@@ -338,9 +356,8 @@ batch 64 (more wall time than `bench-l8`; see the table). Train them: `python -m
 def run_everything() -> None:
     steps = [[sys.executable, "-m", "bench.baselines"], [sys.executable, "-m", "bench.quality"],
              [sys.executable, "-m", "bench.speed", "--vs-ar"]]
-    conditional = Path("runs/story-cpu/pipeline/model_index.json")
-    if conditional.is_file():
-        steps.append([sys.executable, "-m", "bench.conditional", "--pipeline", str(conditional.parent)])
+    if (Path(STORY_PIPELINE) / "model_index.json").is_file():
+        steps.append([sys.executable, "-m", "bench.conditional", "--pipeline", STORY_PIPELINE])
     for cmd in steps:
         print("$", " ".join(cmd[1:]), flush=True)
         if subprocess.run(cmd).returncode != 0:

@@ -205,7 +205,7 @@ def test_report_renders_tables_findings_and_figures(tmp_path, monkeypatch):
     assert "clean reconstruction 0.500 vs 0.500" in text
     assert "| 64 | 1 | 100 | 50 (2.00x) |" in text
     assert "(figures/speed.html)" in text and (tmp_path / "docs/figures/speed.html").is_file()
-    assert "Not measured yet: no conditional checkpoint" in text
+    assert "Not measured yet: `python -m bench.conditional --pipeline assets/cosmos-story-cpu`" in text
     assert "Not measured yet: `bench-l1`, `bench-l16`, `bench-l4`" in text   # presets without results, named
     table = text[text.index("## Unconditional quality"):]
     order = [table.index(f"`{n}`") for n in ("bench-l8", "bench-ce-only", "bench-ar")]
@@ -216,8 +216,15 @@ def test_report_renders_tables_findings_and_figures(tmp_path, monkeypatch):
         "pipeline": "runs/story/pipeline",
         "settings": {"prompts": 4, "seeds": 1, "steps": 5, "max_length": 64},
         "scales": [{"guidance_scale": 0.0, "f1": spread(0.5), "f1_shuffled": spread(0.4), "f1_gap": spread(0.1),
-                    "diversity": spread(0.3), "seconds": spread(2.0)}],
+                    "diversity": spread(0.3), "seconds": spread(2.0)},
+                   {"guidance_scale": 2.0, "f1": spread(0.45), "f1_shuffled": spread(0.3), "f1_gap": spread(0.15),
+                    "diversity": spread(0.2), "seconds": spread(4.0)}],
         "reference": {"diversity": 0.6}}))
     text = report.render().read_text()
     assert "| 0 | 0.500 ± 0.000 | 0.400 ± 0.000 | 0.100 ± 0.000 | 0.300 ± 0.000 | 2.0 ± 0.0 |" in text
-    assert "Not measured yet: no conditional checkpoint" not in text
+    assert "| 2 | 0.450 ± 0.000 | 0.300 ± 0.000 | 0.150 ± 0.000 | 0.200 ± 0.000 | 4.0 ± 0.0 |" in text
+    assert "Not measured yet: `python -m bench.conditional" not in text
+    # the finding is computed from the table: follows the prompt at w = 0, largest gap at w = 2
+    assert ("continuations follow their own prompt (BERTScore-style F1 0.500 against their own reference vs 0.400 "
+            "against other prompts' at w = 0). The largest gap, 0.150, is at guidance w = 2 (F1 0.450, "
+            "diversity 0.200 vs 0.300 at w = 0)") in text
