@@ -21,8 +21,10 @@ python -m train.latent_map   --pipeline my-cosmos       # the map this app draws
 python app.py --checkpoint my-cosmos                    # or COSMOS_CHECKPOINT=my-cosmos python app.py
 ```
 A folder or a Hugging Face hub id works as the checkpoint. For prompts (story continuation, classifier-free
-guidance), train the `story-cpu` stages after `cpu-small`'s autoencoder:
+guidance), start the app on the embedded `assets/cosmos-story-cpu`, or train your own with the `story-cpu`
+stages after `cpu-small`'s autoencoder:
 ```bash
+python app.py --checkpoint assets/cosmos-story-cpu      # the embedded prompt-conditioned checkpoint
 python -m train.latent_stats --config story-cpu
 python -m train.diffusion    --config story-cpu
 python -m train.export       --config story-cpu --out my-story-cosmos

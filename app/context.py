@@ -28,9 +28,10 @@ MAX_SEED = 2**32 - 1
 MODEL_QUEUE = "model"  # concurrency id shared by every event that runs the model: one model call at a time
 SAMPLERS = {"sde": "SDE (Euler-Maruyama, the paper's default)", "ddim": "DDIM (deterministic)"}
 MAX_GUIDANCE = 5.0     # the guidance slider's top (a checkpoint whose default is higher raises it)
-UNCONDITIONAL_NOTE = ("This checkpoint is unconditional. Prompts need a conditional checkpoint, e.g. one trained "
-                      "with `python -m train.diffusion --config story-cpu` (see README), loaded with "
-                      "`python app.py --checkpoint DIR`.")
+STORY_CHECKPOINT = "assets/cosmos-story-cpu"   # the embedded prompt-conditioned checkpoint (issue 7)
+UNCONDITIONAL_NOTE = ("This checkpoint is unconditional. Prompts need a conditional checkpoint: the embedded "
+                      f"story-continuation one, `python app.py --checkpoint {STORY_CHECKPOINT}`, or your own "
+                      "trained with the `story-cpu` preset (see README).")
 INTERPOLATION_METHODS = {"slerp": "slerp (spherical, per latent vector)", "lerp": "lerp (straight line)",
                          "noise": "noise space (DDIM-invert both ends, slerp the noises, denoise)"}
 

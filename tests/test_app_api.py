@@ -36,9 +36,9 @@ SIGNATURES = {   # endpoint -> its parameters, in order; the trailing prompt and
 }
 DEFAULT_GUIDANCE = 1.0          # the embedded checkpoint stores none: SamplingConfig's default
 PROMPT = "Once upon a time, a little cat found a red ball."
-UNCONDITIONAL = ("Prompt must be empty here. This checkpoint is unconditional. Prompts need a conditional checkpoint, "
-                 "e.g. one trained with `python -m train.diffusion --config story-cpu` (see README), loaded with "
-                 "`python app.py --checkpoint DIR`.")
+UNCONDITIONAL = ("Prompt must be empty here. This checkpoint is unconditional. Prompts need a conditional checkpoint: "
+                 "the embedded story-continuation one, `python app.py --checkpoint assets/cosmos-story-cpu`, or your "
+                 "own trained with the `story-cpu` preset (see README).")
 MAX_SEED = 2**32 - 1
 TEXT_A = "The little dog ran to the park to play with a red ball."
 TEXT_B = "The old man sat by the window and read a long letter."

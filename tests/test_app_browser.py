@@ -187,7 +187,7 @@ def test_prompt_controls_are_inactive_on_the_unconditional_checkpoint(session, t
     expect(panel.get_by_label("Prompt (optional)")).to_be_disabled()
     expect(panel.get_by_role("spinbutton", name="number input for Guidance scale")).to_be_disabled()
     expect(panel.get_by_text("This checkpoint is unconditional. Prompts need a conditional checkpoint")).to_be_visible()
-    expect(panel.get_by_text("python -m train.diffusion --config story-cpu")).to_be_visible()
+    expect(panel.get_by_text("python app.py --checkpoint assets/cosmos-story-cpu")).to_be_visible()
     session.check_console()
 
 

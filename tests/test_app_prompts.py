@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 
 import gradio as gr
 import pytest
 import torch
 
 from app import Limits, about_tab, build_demo, generate_tab, latent_map_tab, prompt_box, trajectory_tab
-from app.context import MAX_GUIDANCE, UNCONDITIONAL_NOTE
+from app.context import MAX_GUIDANCE, STORY_CHECKPOINT, UNCONDITIONAL_NOTE
 
 from conftest import TINY_GUIDANCE, TINY_N, TINY_PROMPT_LEN
+
+REPO = Path(__file__).resolve().parents[1]
 
 D = 64
 PROMPT = "the cat sat on the mat"
@@ -181,7 +184,8 @@ def test_an_unconditional_checkpoint_refuses_prompts(plain, handler):
     with pytest.raises(gr.Error) as excinfo:
         HANDLERS[handler](plain, PROMPT, 1.0)
     assert message(excinfo) == REFUSAL
-    assert "python -m train.diffusion --config story-cpu" in REFUSAL and "--checkpoint DIR" in REFUSAL
+    assert "python app.py --checkpoint assets/cosmos-story-cpu" in REFUSAL and "`story-cpu` preset" in REFUSAL
+    assert (REPO / STORY_CHECKPOINT / "model_index.json").is_file()     # the note names a checkpoint that ships
 
 
 @pytest.mark.parametrize("handler", list(HANDLERS))
