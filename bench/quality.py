@@ -12,8 +12,10 @@ Texts compared are windows of L tokens cut from whole stories exactly as trainin
 Per seed, ``--samples`` unconditional samples are drawn and compared with ``--samples`` held-out test
 windows drawn with the same seed; mean and spread are over ``--seeds`` seeds.
 
-    MAUVE          samples vs held-out windows (``mauve-text``), features = the frozen encoder's
-                   mean-pooled last hidden states (offline; the paper uses gpt2-large)
+    MAUVE          samples vs held-out windows (``mauve-text``). Features (``--mauve-features``): by
+                   default gpt2-large's final hidden state at the last token (MAUVE's own featuriser, the
+                   paper's) when gpt2-large loads without a download (a local folder or the Hugging Face
+                   cache), else the frozen encoder's mean-pooled last hidden states; the JSON says which
     diversity      product over n = 2, 3, 4 of unique / total word n-grams (paper Sec. 6)
     memorization   share of generated word 4-grams that occur in the training stories
     gen. PPL       median perplexity of the samples under the AR baseline (``bench-ar``); for the AR
@@ -49,6 +51,7 @@ DATA = Path("../shared/data/tinystories")
 RESULTS = Path("bench/results/quality")
 NOISE_LEVELS = (0.0, 0.1, 0.25, 0.5, 1.0)
 JUDGE = "bench-ar"                 # the AR baseline scores perplexities
+MAUVE_LM = "gpt2-large"            # MAUVE's (and the paper's) featuriser, used whenever it loads offline
 WELL_FORMED_PERCENTILE = 90
 
 
@@ -102,7 +105,7 @@ def seeded_subset(items: list[str], k: int, seed: int) -> list[str]:
     return random.Random(seed).sample(items, min(k, len(items)))
 
 
-# --- MAUVE on frozen-encoder features --------------------------------------------------------------------
+# --- MAUVE features --------------------------------------------------------------------------------------
 @torch.inference_mode()
 def encoder_token_features(encoder: FrozenEncoder, texts: list[str], max_length: int,
                            batch: int = 64) -> Iterator[tuple[TokenizedBatch, torch.Tensor]]:
@@ -113,22 +116,67 @@ def encoder_token_features(encoder: FrozenEncoder, texts: list[str], max_length:
         yield tok, encoder(tok.input_ids, tok.attention_mask)
 
 
-def encoder_features(encoder: FrozenEncoder, texts: list[str], max_length: int, batch: int = 64) -> np.ndarray:
-    """(K, D) mean-pooled frozen-encoder features, the MAUVE embedding."""
-    out = []
-    for tok, hidden in encoder_token_features(encoder, texts, max_length, batch):   # hidden (B, L, D)
-        mask = tok.attention_mask[..., None].float()
-        out.append(((hidden * mask).sum(1) / mask.sum(1).clamp_min(1)).float())
-    return torch.cat(out).numpy()
+class EncoderFeatures:
+    """MAUVE embedding from the frozen encoder: mean-pooled last hidden states, (K, D). Works offline."""
+
+    def __init__(self, encoder: FrozenEncoder, max_length: int):
+        self.encoder, self.max_length = encoder, max_length
+        self.name = f"{encoder.name_or_path} (mean-pooled)"
+
+    def __call__(self, texts: list[str], batch: int = 64) -> np.ndarray:
+        out = []
+        for tok, hidden in encoder_token_features(self.encoder, texts, self.max_length, batch):  # hidden (B, L, D)
+            mask = tok.attention_mask[..., None].float()
+            out.append(((hidden * mask).sum(1) / mask.sum(1).clamp_min(1)).float())
+        return torch.cat(out).numpy()
 
 
-def mauve_score(judge: FrozenEncoder, generated: list[str], reference: list[str], max_length: int, seed: int) -> float:
+class CausalLMFeatures:
+    """MAUVE's own featurisation (Pillutla et al. 2021): a causal LM's final hidden state at each text's
+    last token, (K, D); gpt2-large in the paper. Texts are cut at ``max_tokens`` LM tokens."""
+
+    def __init__(self, name: str, local_files_only: bool, max_tokens: int = 1024):
+        from transformers import AutoModel, AutoTokenizer
+
+        self.tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=local_files_only)
+        self.model = AutoModel.from_pretrained(name, local_files_only=local_files_only).eval()
+        self.name, self.max_tokens = f"{name} (last token)", max_tokens
+
+    @torch.inference_mode()
+    def __call__(self, texts: list[str], batch: int = 16) -> np.ndarray:
+        out = []
+        for start in range(0, len(texts), batch):
+            ids = [self.tokenizer(t, truncation=True, max_length=self.max_tokens)["input_ids"] or
+                   [self.tokenizer.eos_token_id] for t in texts[start:start + batch]]
+            lengths = torch.tensor([len(i) for i in ids])
+            padded = torch.zeros(len(ids), int(lengths.max()), dtype=torch.long)     # right padding (B, T)
+            mask = torch.zeros_like(padded)
+            for row, seq in enumerate(ids):
+                padded[row, :len(seq)], mask[row, :len(seq)] = torch.tensor(seq), 1
+            hidden = self.model(input_ids=padded, attention_mask=mask).last_hidden_state   # (B, T, D)
+            out.append(hidden[torch.arange(len(ids)), lengths - 1].float())             # (B, D) last real token
+        return torch.cat(out).numpy()
+
+
+def mauve_featurizer(choice: str, encoder: FrozenEncoder, max_length: int):
+    """``auto``: gpt2-large when it loads without a download, else the frozen encoder; ``encoder``: the
+    frozen encoder; anything else: a causal LM folder or hub id (downloaded if the network allows)."""
+    if choice == "encoder":
+        return EncoderFeatures(encoder, max_length)
+    if choice == "auto":
+        try:
+            return CausalLMFeatures(MAUVE_LM, local_files_only=True)
+        except (OSError, ValueError):     # not in a local folder or the cache (ValueError: a bad hub id)
+            return EncoderFeatures(encoder, max_length)
+    return CausalLMFeatures(choice, local_files_only=False)
+
+
+def mauve_score(featurize, generated: list[str], reference: list[str], seed: int) -> float:
     import mauve
 
     keep = [t for t in generated if t.strip()] or ["."]
-    result = mauve.compute_mauve(p_features=encoder_features(judge, reference, max_length),
-                                 q_features=encoder_features(judge, keep, max_length), seed=seed, verbose=False,
-                                 num_buckets=max(2, min(len(keep), len(reference)) // 10))
+    result = mauve.compute_mauve(p_features=featurize(reference), q_features=featurize(keep), seed=seed,
+                                 verbose=False, num_buckets=max(2, min(len(keep), len(reference)) // 10))
     return float(result.mauve)
 
 
@@ -223,7 +271,7 @@ def parameter_counts(model) -> dict:
 
 
 def evaluate(model, *, samples: int, seeds: int, steps: int | None, windows: list[str], train_texts: list[str],
-             judge: FrozenEncoder, ar_judge, pairs: int, max_length: int) -> dict:
+             featurize, ar_judge, pairs: int, max_length: int) -> dict:
     train_4grams = {g for t in train_texts for g in ngrams(words(t), 4)}
     runs: dict[str, list[float]] = {k: [] for k in ("mauve", "diversity", "memorization", "empty_share",
                                                     "gen_ppl", "seconds")}
@@ -233,7 +281,7 @@ def evaluate(model, *, samples: int, seeds: int, steps: int | None, windows: lis
         start = time.perf_counter()
         texts = sample(model, samples, seed, steps)
         runs["seconds"].append(time.perf_counter() - start)
-        runs["mauve"].append(mauve_score(judge, texts, reference, max_length, seed))
+        runs["mauve"].append(mauve_score(featurize, texts, reference, seed))
         runs["diversity"].append(diversity(texts))
         runs["memorization"].append(memorization(texts, train_4grams))
         runs["empty_share"].append(sum(not t.strip() for t in texts) / len(texts))
@@ -286,25 +334,31 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=100, help="Cosmos sampler steps")
     parser.add_argument("--pairs", type=int, default=24, help="interpolation pairs")
     parser.add_argument("--judge", default=JUDGE, help="AR model that scores perplexities (preset or folder)")
+    parser.add_argument("--mauve-features", default="auto",
+                        help=f"auto ({MAUVE_LM} if it loads offline, else the frozen encoder), encoder, or a causal "
+                             "LM folder / hub id")
     parser.add_argument("--data", default=str(DATA), help="folder with train.jsonl and test.jsonl")
     parser.add_argument("--out", default=str(RESULTS), help="folder for <name>.json")
     args = parser.parse_args(argv)
     names = args.models or [b.preset for b in BASELINES if (model_dir(b.preset) / "config.json").is_file()
                             or (model_dir(b.preset) / "model_index.json").is_file()] + ["assets/cosmos-cpu-small"]
-    judge = FrozenEncoder.from_pretrained()
+    encoder = FrozenEncoder.from_pretrained()
+    L = 64
+    featurize = mauve_featurizer(args.mauve_features, encoder, L)
+    print(f"MAUVE features: {featurize.name}", flush=True)
     try:
         ar_judge = load_model(args.judge)[1]
     except (CheckpointError, EncoderLoadError) as err:  # optional: without it, no gen. PPL and no smoothness
         print(f"note: no AR judge ({err}); gen. PPL and interpolation smoothness are skipped")
         ar_judge = None
     data = Path(args.data)
-    L = 64
-    windows = held_out_windows(read_texts(data / "test.jsonl"), judge.tokenizer, L)
+    windows = held_out_windows(read_texts(data / "test.jsonl"), encoder.tokenizer, L)
     train_texts = read_texts(data / "train.jsonl")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     settings = {"samples": args.samples, "seeds": args.seeds, "steps": args.steps, "pairs": args.pairs,
-                "held_out_windows": len(windows), "window_tokens": L, "torch_threads": torch.get_num_threads()}
+                "held_out_windows": len(windows), "window_tokens": L, "mauve_features": featurize.name,
+                "torch_threads": torch.get_num_threads()}
     (out / "reference.json").write_text(json.dumps(
         {"settings": settings, **reference_row(windows, train_texts, args.samples, args.seeds, ar_judge)},
         indent=1) + "\n")
@@ -317,7 +371,8 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(f"error: {name} reads {model.max_length} tokens; this benchmark compares L = {L}")
         started = time.perf_counter()
         result = evaluate(model, samples=args.samples, seeds=args.seeds, steps=args.steps, windows=windows,
-                          train_texts=train_texts, judge=judge, ar_judge=ar_judge, pairs=args.pairs, max_length=L)
+                          train_texts=train_texts, featurize=featurize, ar_judge=ar_judge, pairs=args.pairs,
+                          max_length=L)
         from bench.baselines import BY_PRESET
         result = {"model": name, "settings": settings, "minutes": round((time.perf_counter() - started) / 60, 2),
                   "training": training_summary(name) if name in BY_PRESET else None, **result}

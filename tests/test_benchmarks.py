@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -132,6 +133,32 @@ def test_well_formed_share_and_subsets():
     assert len(quality.seeded_subset(items, 99, 0)) == 50
 
 
+def test_mauve_features_gpt2_style_and_the_offline_fallback(tmp_path, tiny_encoder, monkeypatch):
+    from transformers import GPT2Config, GPT2Model
+
+    tokenizer = tiny_encoder.tokenizer           # any tokenizer works; a causal LM of its vocabulary size
+    model = GPT2Model(GPT2Config(vocab_size=len(tokenizer), n_positions=64, n_embd=16, n_layer=1, n_head=2)).eval()
+    folder = tmp_path / "tiny-gpt2"
+    model.save_pretrained(folder), tokenizer.save_pretrained(folder)
+    featurize = quality.mauve_featurizer(str(folder), tiny_encoder, 16)
+    assert isinstance(featurize, quality.CausalLMFeatures) and featurize.name.endswith("(last token)")
+    texts = ["the cat sat", "a dog ran far away", "the cat sat"]
+    feats = featurize(texts, batch=2)                      # padding in a batch must not change a text's feature
+    assert feats.shape == (3, 16) and np.allclose(feats[0], feats[2], atol=1e-5)
+    alone = featurize(["a dog ran far away"])
+    assert np.allclose(feats[1], alone[0], atol=1e-5)
+    with torch.inference_mode():                           # = the final hidden state at the last token
+        ids = torch.tensor([tokenizer("a dog ran far away")["input_ids"]])
+        assert np.allclose(alone[0], model(input_ids=ids).last_hidden_state[0, -1].numpy(), atol=1e-5)
+    # auto: the paper's gpt2-large when it loads offline, else the frozen encoder, named in the results
+    monkeypatch.setattr(quality, "MAUVE_LM", str(tmp_path / "not-downloaded"))
+    fallback = quality.mauve_featurizer("auto", tiny_encoder, 16)
+    assert isinstance(fallback, quality.EncoderFeatures) and fallback.name.endswith("(mean-pooled)")
+    assert fallback(texts).shape == (3, tiny_encoder.hidden_size)
+    monkeypatch.setattr(quality, "MAUVE_LM", str(folder))
+    assert isinstance(quality.mauve_featurizer("auto", tiny_encoder, 16), quality.CausalLMFeatures)
+
+
 def test_held_out_windows_are_training_style(tiny_encoder):
     texts = ["word " * 100, "short one"]
     windows = quality.held_out_windows(texts, tiny_encoder.tokenizer, 16)
@@ -143,7 +170,7 @@ def test_evaluate_cosmos_and_ar_rows(tiny_pipeline, trained_ar, tiny_encoder):
     windows = quality.held_out_windows(["the cat ran to the red ball. " * 6, "a big dog saw the sun. " * 6,
                                         "happy little tree found blue things. " * 5], tiny_encoder.tokenizer, 16)
     common = dict(samples=12, seeds=2, steps=2, windows=windows, train_texts=["the cat ran to the red ball"],
-                  judge=tiny_encoder, ar_judge=lm, pairs=2, max_length=16)
+                  featurize=quality.EncoderFeatures(tiny_encoder, 16), ar_judge=lm, pairs=2, max_length=16)
     row = quality.evaluate(tiny_pipeline, **common)
     assert {"mauve", "diversity", "memorization", "gen_ppl", "reconstruction_accuracy", "robustness",
             "interpolation"} <= set(row)
