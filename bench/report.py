@@ -81,6 +81,8 @@ def quality_section(rows: list[tuple[str, dict]], reference: dict | None) -> str
     s = rows[0][1]["settings"]
     features = sorted({r["settings"].get("mauve_features", ENCODER_FEATURES) for _, r in rows})
     mixed = " (mixed: compare MAUVE only between rows with the same features)" if len(features) > 1 else ""
+    spent = sorted(r["minutes"] for _, r in rows if "minutes" in r)
+    minutes = f"{spent[0]:.0f} to {spent[-1]:.0f} minutes" if spent else "an unrecorded time"
     out = [f"Per model: {s['samples']} unconditional samples x {s['seeds']} seeds (mean ± std over seeds), "
            f"Cosmos sampled with {s['steps']} SDE steps; references are {s['samples']} held-out windows per seed "
            f"drawn from the {s['held_out_windows']} training-style windows of L = {s['window_tokens']} tokens of "
@@ -89,7 +91,9 @@ def quality_section(rows: list[tuple[str, dict]], reference: dict | None) -> str
            "Gen. PPL: median perplexity of the samples under the AR baseline (lower = more fluent to it; the AR "
            "row scores itself; repeating one word also scores low, so read it together with diversity). Smoothness: share of the 7 interior points of straight latent paths between "
            f"{s['pairs']} held-out window pairs that decode to text whose AR perplexity is at most the 90th "
-           "percentile of held-out human windows' (the 2 ends, i.e. plain reconstructions, in brackets).\n",
+           "percentile of held-out human windows' (the 2 ends, i.e. plain reconstructions, in brackets). "
+           f"Sample count: {s['samples']} per seed is what the 2-core CPU allowed (one model's evaluation took "
+           f"{minutes}); MAUVE is usually computed on thousands of samples, so its spread over seeds is wide here.\n",
            "| model | generator params | training (2-core CPU) | MAUVE ↑ | diversity ↑ | memorization | gen. PPL ↓ "
            "| reconstruction ↑ | smoothness ↑ (ends) |",
            "|---|---:|---|---:|---:|---:|---:|---:|---:|"]
