@@ -144,17 +144,17 @@ class CausalLMFeatures:
 
     @torch.inference_mode()
     def __call__(self, texts: list[str], batch: int = 16) -> np.ndarray:
+        if self.tokenizer.pad_token is None:             # GPT-2 has none; padded positions are masked anyway
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.tokenizer.padding_side = "right"
         out = []
         for start in range(0, len(texts), batch):
-            ids = [self.tokenizer(t, truncation=True, max_length=self.max_tokens)["input_ids"] or
-                   [self.tokenizer.eos_token_id] for t in texts[start:start + batch]]
-            lengths = torch.tensor([len(i) for i in ids])
-            padded = torch.zeros(len(ids), int(lengths.max()), dtype=torch.long)     # right padding (B, T)
-            mask = torch.zeros_like(padded)
-            for row, seq in enumerate(ids):
-                padded[row, :len(seq)], mask[row, :len(seq)] = torch.tensor(seq), 1
-            hidden = self.model(input_ids=padded, attention_mask=mask).last_hidden_state   # (B, T, D)
-            out.append(hidden[torch.arange(len(ids)), lengths - 1].float())             # (B, D) last real token
+            chunk = [t or self.tokenizer.eos_token for t in texts[start:start + batch]]
+            tok = self.tokenizer(chunk, padding=True, truncation=True, max_length=self.max_tokens, return_tensors="pt")
+            hidden = self.model(input_ids=tok.input_ids,
+                                attention_mask=tok.attention_mask).last_hidden_state      # (B, T, D)
+            last = tok.attention_mask.sum(1) - 1                                            # (B,) last real token
+            out.append(hidden[torch.arange(len(chunk)), last].float())                     # (B, D)
         return torch.cat(out).numpy()
 
 

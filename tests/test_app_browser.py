@@ -99,19 +99,24 @@ class Session:
         return path
 
 
-@pytest.fixture
-def session(browser, live_app):
+def open_session(browser, url: str):
+    """A fresh browser context on the app at ``url``, recording its console; yields the Session."""
     context = browser.new_context(viewport=VIEWPORT)
     page = context.new_page()
-    parts = urlsplit(live_app.url)
+    parts = urlsplit(url)
     s = Session(page, f"{parts.scheme}://{parts.netloc}")
     page.on("console", s.on_console)
     page.on("pageerror", lambda err: s.errors.append(f"uncaught exception: {err}"))
-    page.goto(live_app.url)
+    page.goto(url)
     expect(page.get_by_role("heading", name="Cosmos playground")).to_be_visible(timeout=UI_MS)
     expect(page.get_by_role("tab")).to_have_count(6)
     yield s
     context.close()
+
+
+@pytest.fixture
+def session(browser, live_app):
+    yield from open_session(browser, live_app.url)
 
 
 def set_number(panel, label: str, value) -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from app.context import STORY_CHECKPOINT
 from live_app import module_fixture
-from test_app_browser import RUN_MS, UI_MS, VIEWPORT, Session, browser, expect, set_number, table_cells  # noqa: F401
+from test_app_browser import RUN_MS, UI_MS, browser, expect, open_session, set_number, table_cells  # noqa: F401
 
 PROMPT = "One day, Tom and his sister went to the beach."
 
@@ -22,15 +22,7 @@ live_app = module_fixture(args=["--checkpoint", STORY_CHECKPOINT])
 
 @pytest.fixture
 def session(browser, live_app):  # noqa: F811  (browser: the fixture imported above)
-    context = browser.new_context(viewport=VIEWPORT)
-    page = context.new_page()
-    s = Session(page, live_app.url.rstrip("/"))
-    page.on("console", s.on_console)
-    page.on("pageerror", lambda err: s.errors.append(f"uncaught exception: {err}"))
-    page.goto(live_app.url)
-    expect(page.get_by_role("heading", name="Cosmos playground")).to_be_visible(timeout=UI_MS)
-    yield s
-    context.close()
+    yield from open_session(browser, live_app.url)
 
 
 def test_generate_continues_a_prompt(session):
