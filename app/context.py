@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,12 +138,10 @@ def checkpoint_from_env(cli_value: str | None = None) -> str:
     return cli_value or os.environ.get(CHECKPOINT_ENV) or str(DEFAULT_CHECKPOINT)
 
 
-def load_playground(name_or_path: str | os.PathLike, limits: Limits = Limits(),
-                    prepare_map: bool = True) -> Playground:
+def load_playground(name_or_path: str | os.PathLike, limits: Limits = Limits()) -> Playground:
     """Load a pipeline (folder or hub id) with its card and latent map; raises CheckpointError if broken.
 
-    With ``prepare_map`` a background thread refits UMAP (a few seconds) so overlays are ready when
-    first asked for; the stored map is drawable at once.
+    The stored map is drawn as it is and places new points without a refit (``cosmos.projection``).
     """
     start = time.perf_counter()
     folder = resolve_pretrained(name_or_path)
@@ -157,19 +154,7 @@ def load_playground(name_or_path: str | os.PathLike, limits: Limits = Limits(),
     except LatentMapError as err:
         problem = str(err)
         log.warning("no latent map: %s", problem)
-    if latent_map is not None and prepare_map:
-        threading.Thread(target=_prepare_quietly, args=(latent_map,), name="umap-refit", daemon=True).start()
     return Playground(pipe, str(name_or_path), folder, card, latent_map, problem,
                       time.perf_counter() - start, limits)
 
 
-def _prepare_quietly(latent_map: LatentMap) -> None:
-    """Refit in the background at low CPU priority, so requests arriving meanwhile are not slowed much."""
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)  # Linux: nice applies per thread
-    except (AttributeError, OSError):
-        pass
-    try:
-        latent_map.prepare()
-    except Exception:  # the map still draws; overlays will retry and report the error then
-        log.exception("UMAP refit for the latent map failed")

@@ -1,7 +1,8 @@
 """Latent map tab: a 2-D UMAP of reference latents, with your texts and the other tabs' results on top.
 
 The reference map is fitted once (``python -m train.latent_map``) and stored with the checkpoint, so
-it is drawn at start-up; new points are placed with UMAP's ``transform`` (``cosmos.projection``).
+it is drawn at start-up; new points are placed on the stored map by the initialisation step of
+UMAP's ``transform``, with no refit (``cosmos.projection``).
 """
 
 from __future__ import annotations
@@ -40,8 +41,7 @@ def _trajectory_overlay(run: Trajectory) -> Produced:
 
 @inputs.user_facing
 def draw_map(pg: Playground, own_texts: str, layers: list[str], generated: Produced | None,
-             interpolation: Produced | None, trajectory: Trajectory | None, variations: Produced | None,
-             progress: gr.Progress = gr.Progress()):
+             interpolation: Produced | None, trajectory: Trajectory | None, variations: Produced | None):
     """The map with the chosen overlays; returns (figure, summary line)."""
     if pg.latent_map is None:
         raise inputs.refuse(f"This checkpoint has no latent map. {pg.map_problem}")
@@ -68,8 +68,6 @@ def draw_map(pg: Playground, own_texts: str, layers: list[str], generated: Produ
                 wanted[layer] = value
             else:
                 notes.append(f"{layer}: run the {tab} tab first")
-    if not lmap.ready:
-        progress(0.0, desc="fitting UMAP for new points (first use only, ~10 s)")
     overlays = [Overlay(name, lmap.transform(p.latents), p.texts,
                         path=name in ("interpolation path", "denoising trajectory")) for name, p in wanted.items()]
     summary = f"{len(lmap.texts)} reference points"
@@ -77,8 +75,6 @@ def draw_map(pg: Playground, own_texts: str, layers: list[str], generated: Produ
         summary += "; placed: " + ", ".join(f"{o.name} ({len(o.texts)})" for o in overlays)
     if notes:
         summary += ". Not drawn: " + "; ".join(notes)
-    if lmap.refit_moved:
-        summary += ". (This umap build placed the map differently from the stored one; its layout is shown.)"
     return latent_map_figure(lmap.coords, lmap.texts, lmap.sources, overlays), summary + "."
 
 

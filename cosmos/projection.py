@@ -8,18 +8,34 @@ Stored beside a pipeline's components, without pickle:
     latent_map/map.safetensors   latents (M, N, d) float16, coords (M, 2) float32
     latent_map/map.json          texts, sources, UMAP settings, fingerprint of the autoencoder weights
 
-A fitted ``umap.UMAP`` can only be saved by pickling it, so ``transform`` (placing new latents on
-the map) refits on first use: with a fixed ``random_state`` umap-learn is deterministic, so the
-refit reproduces the stored coordinates (checked; if a different umap/numba build moves them, the
-refit's coordinates replace the stored ones and ``refit_moved`` says so). The stored coordinates
-make the map drawable at once, before umap is even imported.
+Placing new latents (``transform``) never refits. A fitted ``umap.UMAP`` can only be saved by
+pickling it, and a refit with the same ``random_state`` does *not* reproduce the fit on another CPU
+(numba compiles for the processor it runs on), so the map shown is always the stored one and new
+points are placed on it with the *initialisation* step of umap-learn's ``transform``, computed here
+from what the map stores:
+
+1. the k = ``n_neighbors`` nearest reference latents, by exact Euclidean search over the stored ones
+   (umap-learn searches its NN-descent index: approximate, but exact on a map of a few hundred points);
+2. their fuzzy membership strengths exp(-d_j / sigma), sigma found by binary search so that the
+   strengths of neighbours 2..k sum to log2(k) (umap-learn's ``smooth_knn_dist`` with the
+   transform's local connectivity 0, and ``compute_membership_strengths``);
+3. the point's coordinates: the membership-weighted mean of those neighbours' stored coordinates
+   (umap-learn's ``init_graph_transform``).
+
+What it is not: umap-learn then runs ~100 epochs of stochastic layout optimisation with negative
+sampling; that step is random and machine-dependent, and is left out. Two more differences: the
+floor on sigma uses each point's own mean neighbour distance (umap-learn uses the batch's, which makes
+a point's place depend on the other points in the call), and a latent within float rounding of a
+stored reference latent lands exactly on that point's stored coordinates. Everything is float64 NumPy
+over the stored float16 latents: the same input gives the same place in any process, at any thread
+count, on any machine (up to float rounding). The module ``bench`` numbers the difference to a fresh
+umap-learn ``transform`` on the fitting machine (``python -m bench.latent_map``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -43,7 +59,7 @@ class UmapSettings:
     n_neighbors: int = 15       # size of the neighbourhood UMAP preserves (umap-learn's default)
     min_dist: float = 0.1       # how tightly points may pack in 2-D (umap-learn's default)
     metric: str = "euclidean"
-    random_state: int = 0       # fixed seed: deterministic (single-threaded) fit, reproducible refits
+    random_state: int = 0       # fixed seed of the fit (single-threaded); placements need no refit
 
 
 def evenly_spaced(n: int, k: int) -> list[int]:
@@ -68,7 +84,7 @@ def _features(latents: torch.Tensor) -> np.ndarray:
 
 
 def _fit_umap(features: np.ndarray, settings: UmapSettings):
-    import umap  # imported here: slow (numba) and only needed by the map
+    import umap  # imported here: slow (numba) and only needed to fit a map
 
     n_neighbors = min(settings.n_neighbors, len(features) - 1)
     reducer = umap.UMAP(n_neighbors=n_neighbors, min_dist=settings.min_dist, metric=settings.metric,
@@ -76,15 +92,39 @@ def _fit_umap(features: np.ndarray, settings: UmapSettings):
     return reducer.fit(features)
 
 
+SNAP_TOLERANCE = 1e-3   # a latent this close to a reference latent (relative to its norm) is that point
+_SIGMA_ITERATIONS = 64  # binary-search steps for sigma, as umap-learn's smooth_knn_dist
+_SIGMA_TOLERANCE = 1e-5
+_MIN_DIST_SCALE = 1e-3  # floor: sigma >= this x the mean neighbour distance (umap-learn's MIN_K_DIST_SCALE)
+
+
+def membership_strengths(distances: np.ndarray) -> np.ndarray:
+    """(K, k) sorted neighbour distances -> (K, k) fuzzy memberships exp(-d / sigma) (module docstring, 2.)."""
+    k = distances.shape[1]
+    target = np.log2(k)
+    lo, hi = np.zeros(len(distances)), np.full(len(distances), np.inf)
+    sigma = np.ones(len(distances))
+    for _ in range(_SIGMA_ITERATIONS):
+        psum = np.exp(-distances[:, 1:] / sigma[:, None]).sum(1)  # neighbour 1 is skipped, as umap-learn does
+        done = np.abs(psum - target) < _SIGMA_TOLERANCE
+        if done.all():
+            break
+        too_wide = (psum > target) & ~done
+        hi = np.where(too_wide, sigma, hi)
+        lo = np.where(~too_wide & ~done, sigma, lo)
+        sigma = np.where(done, sigma, np.where(np.isinf(hi), sigma * 2.0, (lo + hi) / 2.0))
+    sigma = np.maximum(sigma, _MIN_DIST_SCALE * distances.mean(1))
+    return np.exp(-distances / sigma[:, None])
+
+
 @dataclass
 class LatentMap:
     texts: list[str]
     sources: list[str]          # a group label per point (e.g. "prose: Moby-Dick", "model sample")
     latents: torch.Tensor       # (M, N, d) autoencoder-space latents of ``texts``
-    coords: np.ndarray          # (M, 2) UMAP coordinates
+    coords: np.ndarray          # (M, 2) UMAP coordinates: the map shown, never recomputed
     settings: UmapSettings = field(default_factory=UmapSettings)
     fingerprint: str = ""       # autoencoder_fingerprint of the weights that made ``latents``
-    refit_moved: bool = False   # the refit for transform() did not reproduce the stored coords
 
     def __post_init__(self) -> None:
         m = len(self.texts)
@@ -94,45 +134,38 @@ class LatentMap:
                                  f"{tuple(self.latents.shape)}, coords {self.coords.shape}")
         if m < 3:
             raise LatentMapError(f"a latent map needs at least 3 points, got {m}")
-        self._reducer = None
-        self._lock = threading.Lock()
+        self._reference = _features(self.latents).astype(np.float64)          # (M, N*d)
 
     @classmethod
     def fit(cls, latents: torch.Tensor, texts: list[str], sources: list[str],
             settings: UmapSettings = UmapSettings(), fingerprint: str = "") -> "LatentMap":
-        """Fit UMAP on (M, N, d) latents; the fitted reducer is kept for ``transform``."""
-        latents = latents.detach().cpu().to(torch.float16).float()  # as stored, so refits see the same numbers
+        """Fit UMAP on (M, N, d) latents, rounded to float16 first (as stored, so placements see the same
+        numbers the fit saw)."""
+        latents = latents.detach().cpu().to(torch.float16).float()
         reducer = _fit_umap(_features(latents), settings)
-        lmap = cls(list(texts), list(sources), latents,
+        return cls(list(texts), list(sources), latents,
                    np.asarray(reducer.embedding_, dtype=np.float32), settings, fingerprint)
-        lmap._reducer = reducer
-        return lmap
-
-    @property
-    def ready(self) -> bool:
-        """Whether ``transform`` can run without fitting first."""
-        return self._reducer is not None
-
-    def prepare(self) -> None:
-        """Refit the reducer (deterministic, a few seconds) so ``transform`` works. Thread-safe."""
-        with self._lock:
-            if self._reducer is not None:
-                return
-            reducer = _fit_umap(_features(self.latents), self.settings)
-            refit = np.asarray(reducer.embedding_, dtype=np.float32)
-            if not np.allclose(refit, self.coords, atol=1e-3 * (1.0 + np.abs(self.coords).max())):
-                self.coords, self.refit_moved = refit, True
-            self._reducer = reducer
 
     def transform(self, latents: torch.Tensor) -> np.ndarray:
-        """(K, N, d) latents -> (K, 2) map coordinates (UMAP ``transform``)."""
+        """(K, N, d) latents -> (K, 2) coordinates on the stored map (module docstring: no refit)."""
         if tuple(latents.shape[1:]) != tuple(self.latents.shape[1:]):
             raise ValueError(f"latents of shape {tuple(latents.shape)} do not fit a map of "
                              f"{tuple(self.latents.shape[1:])} latents")
         if latents.shape[0] == 0:
             return np.zeros((0, 2), dtype=np.float32)
-        self.prepare()
-        return np.asarray(self._reducer.transform(_features(latents)), dtype=np.float32)
+        queries = _features(latents).astype(np.float64)                                 # (K, N*d)
+        squared = ((queries ** 2).sum(1)[:, None] + (self._reference ** 2).sum(1)[None]
+                   - 2.0 * queries @ self._reference.T)                                 # (K, M)
+        distances = np.sqrt(np.maximum(squared, 0.0))
+        k = min(self.settings.n_neighbors, len(self.texts) - 1)
+        nearest = np.argsort(distances, axis=1, kind="stable")[:, :k]                  # (K, k)
+        near = np.take_along_axis(distances, nearest, axis=1)                          # (K, k), ascending
+        weights = membership_strengths(near)                                           # (K, k)
+        coords = (weights[..., None] * self.coords[nearest].astype(np.float64)).sum(1) / weights.sum(1)[:, None]
+        scale = np.linalg.norm(self._reference[nearest[:, 0]], axis=1)
+        snap = near[:, 0] <= SNAP_TOLERANCE * scale                                    # a reference point itself
+        coords[snap] = self.coords[nearest[snap, 0]]
+        return coords.astype(np.float32)
 
     # --- storage -----------------------------------------------------------------------------
     def save(self, pipeline_folder: str | Path) -> Path:

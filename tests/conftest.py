@@ -101,7 +101,7 @@ def tiny_playground(tmp_path_factory, tiny_encoder, tiny_encoder_dir):
     (folder / "README.md").write_text(
         "---\nlicense: mit\ntags: [test]\n---\n# Tiny Cosmos\n\nA test checkpoint.\n\n"
         f"{PLAYGROUND_LIMITATIONS}\n\n## Metrics\n\nnone measured\n", encoding="utf-8")
-    return load_playground(folder, prepare_map=False)
+    return load_playground(folder)
 
 
 @pytest.fixture(scope="module")
@@ -111,4 +111,4 @@ def tiny_conditional_playground(tmp_path_factory, tiny_encoder, tiny_encoder_dir
 
     folder = tmp_path_factory.mktemp("tiny-conditional-playground")
     make_tiny_conditional_pipeline(tiny_encoder, tiny_encoder_dir).save_pretrained(folder)
-    return load_playground(folder, prepare_map=False)
+    return load_playground(folder)

@@ -25,6 +25,8 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
+from app.context import DEFAULT_CHECKPOINT
+from cosmos.projection import LatentMap
 from live_app import AppStartError, module_fixture, running_app
 
 live_app = module_fixture()
@@ -331,6 +333,10 @@ def test_latent_map_overlays_your_texts_and_generated_samples(client):
     assert reference and sum(len(values(t["x"])) for t in reference) == int(info.split()[0])
     xs = [x for t in charts.values() for x in values(t["x"])]
     assert all(math.isfinite(x) for x in xs)
+    # the map shown is the stored one, on any machine (no refit moves it)
+    stored = LatentMap.load(DEFAULT_CHECKPOINT).coords
+    shown = np.array([(x, y) for t in reference for x, y in zip(values(t["x"]), values(t["y"]))])
+    assert np.allclose(np.sort(shown, axis=0), np.sort(stored, axis=0), atol=1e-5)
 
 
 def test_latent_map_overlays_every_tab_of_the_session(client):

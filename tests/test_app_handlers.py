@@ -551,7 +551,6 @@ def test_each_overlay_layer(pg, produced, layer):
     assert all(math.isfinite(v) for v in (*trace.x, *trace.y))
     path = layer in ("interpolation path", "denoising trajectory")
     assert trace.mode == ("lines+markers" if path else "markers")
-    assert not pg.latent_map.refit_moved
 
 
 def test_your_texts_overlay(pg):
@@ -706,7 +705,7 @@ def _copy_map(pg, folder):
 def test_playground_without_a_map_or_card(tiny_pipeline, tmp_path):
     from app import load_playground
     tiny_pipeline.save_pretrained(tmp_path)
-    bare = load_playground(tmp_path, prepare_map=False)
+    bare = load_playground(tmp_path)
     assert bare.latent_map is None and bare.card == ""
     assert "has no latent map" in bare.map_problem and "python -m train.latent_map" in bare.map_problem
 
@@ -717,7 +716,7 @@ def test_playground_refuses_a_map_of_other_weights(pg, tiny_pipeline, tmp_path):
         next(tiny_pipeline.autoencoder.parameters()).view(-1)[0] += 1.0
     tiny_pipeline.save_pretrained(tmp_path)
     _copy_map(pg, tmp_path)
-    other = load_playground(tmp_path, prepare_map=False)
+    other = load_playground(tmp_path)
     assert other.latent_map is None and "other autoencoder weights" in other.map_problem
 
 
@@ -727,7 +726,7 @@ def test_playground_survives_a_truncated_map(pg, tiny_pipeline, tmp_path):
     _copy_map(pg, tmp_path)
     path = tmp_path / "latent_map" / "map.safetensors"
     path.write_bytes(path.read_bytes()[:100])
-    broken = load_playground(tmp_path, prepare_map=False)
+    broken = load_playground(tmp_path)
     assert broken.latent_map is None and "cannot read the latent map" in broken.map_problem
 
 

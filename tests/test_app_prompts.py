@@ -41,7 +41,7 @@ def plain(tmp_path_factory, tiny_encoder, tiny_encoder_dir):
 
     folder = tmp_path_factory.mktemp("tiny-unconditional")
     make_tiny_pipeline(tiny_encoder, tiny_encoder_dir).save_pretrained(folder)
-    return load_playground(folder, prepare_map=False)
+    return load_playground(folder)
 
 
 def message(excinfo) -> str:

@@ -1,12 +1,17 @@
 """The latent map (cosmos.projection) and its builder (train.latent_map): fit / save / load round trips
-without pickle, refits that reproduce the stored layout, one clear LatentMapError per way the stored
+without pickle, placement of new points on the stored layout with no refit (umap-learn's transform
+initialisation, deterministic across processes and thread counts), one clear LatentMapError per way the stored
 files can be broken, weight fingerprints, and the reference-set helpers and CLI. UMAP fits take
 seconds, so the maps are module-scoped and few."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -48,12 +53,19 @@ def saved(fitted, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def prepared(saved) -> LatentMap:
-    """A loaded map after its refit."""
-    lmap = LatentMap.load(saved, fingerprint=FINGERPRINT)
-    assert not lmap.ready
-    lmap.prepare()
-    return lmap
+def loaded(saved) -> LatentMap:
+    return LatentMap.load(saved, fingerprint=FINGERPRINT)
+
+
+@pytest.fixture
+def no_umap(monkeypatch):
+    """Any attempt to fit or refit UMAP fails the test."""
+    import umap
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("UMAP was refitted")
+    monkeypatch.setattr(umap.UMAP, "fit", refuse)
+    monkeypatch.setattr(umap.UMAP, "fit_transform", refuse)
 
 
 @pytest.fixture
@@ -67,8 +79,8 @@ def broken(saved, tmp_path):
 # --- fit, save, load -------------------------------------------------------------------------
 def test_fit(fitted):
     assert fitted.coords.shape == (CLUSTERS * PER_CLUSTER, 2) and fitted.coords.dtype == np.float32
-    assert np.isfinite(fitted.coords).all() and fitted.ready and not fitted.refit_moved
-    # latents are kept as they will be stored (fp16 values), so a refit sees the same numbers
+    assert np.isfinite(fitted.coords).all()
+    # latents are kept as they will be stored (fp16 values), so placements see the numbers the fit saw
     assert torch.equal(fitted.latents, cluster_latents(PER_CLUSTER, 0).half().float())
 
 
@@ -90,7 +102,6 @@ def test_load_round_trip(fitted, saved):
     assert np.array_equal(lmap.coords, fitted.coords) and lmap.coords.dtype == np.float32
     assert lmap.latents.dtype == torch.float32 and torch.equal(lmap.latents, fitted.latents)
     assert lmap.settings == fitted.settings and lmap.fingerprint == FINGERPRINT
-    assert not lmap.ready and not lmap.refit_moved
     assert LatentMap.load(str(saved), fingerprint=FINGERPRINT).texts == TEXTS      # str paths too
 
 
@@ -101,39 +112,77 @@ def test_save_overwrites(fitted, tmp_path):
     assert LatentMap.load(tmp_path).texts == TEXTS[:3]
 
 
-def test_prepare_reproduces_the_stored_coords(fitted, prepared):
-    assert prepared.ready and not prepared.refit_moved
-    assert np.array_equal(prepared.coords, fitted.coords)          # kept: the refit agreed with them
-    assert np.allclose(prepared._reducer.embedding_, fitted.coords, atol=1e-3 * (1 + np.abs(fitted.coords).max()))
-    reducer = prepared._reducer
-    prepared.prepare()                                              # a second call does nothing
-    assert prepared._reducer is reducer
-
-
-def test_prepare_replaces_coords_a_refit_cannot_reproduce(fitted):
-    moved = LatentMap(fitted.texts, fitted.sources, fitted.latents, fitted.coords + 100.0,
-                      fitted.settings, fitted.fingerprint)
-    assert not moved.refit_moved
-    moved.prepare()
-    assert moved.refit_moved and np.allclose(moved.coords, fitted.coords, atol=1e-3 * (1 + np.abs(fitted.coords).max()))
-
-
-def test_transform_places_new_points_by_their_cluster(fitted, prepared):
+def test_transform_places_new_points_by_their_cluster(fitted, loaded, no_umap):
     new = cluster_latents(2, seed=1)                                # 2 new points per cluster
-    coords = prepared.transform(new)
+    coords = loaded.transform(new)
     assert coords.shape == (6, 2) and coords.dtype == np.float32 and np.isfinite(coords).all()
     centroids = np.stack([fitted.coords[c * PER_CLUSTER:(c + 1) * PER_CLUSTER].mean(0) for c in range(CLUSTERS)])
     nearest = np.linalg.norm(coords[:, None] - centroids[None], axis=-1).argmin(1)
     assert nearest.tolist() == [0, 0, 1, 1, 2, 2]
-    # a refit reducer places points like the original one (deterministic, fixed random_state)
-    assert np.allclose(coords, fitted.transform(new), atol=1e-3 * (1 + np.abs(fitted.coords).max()))
-    assert np.array_equal(coords, prepared.transform(new))
+    assert np.array_equal(coords, loaded.transform(new)) and np.array_equal(coords, fitted.transform(new))
 
 
-def test_transform_of_nothing_needs_no_fit(saved):
+def test_transform_is_umap_learns_transform_initialisation(fitted):
+    """umap-learn's own membership graph for the new points (transform_mode="graph"), averaged over the
+    stored coordinates as its init_graph_transform does, is where ours puts them."""
+    import umap
+
+    new = cluster_latents(2, seed=1)
+    features = fitted.latents.flatten(1).numpy()
+    reducer = umap.UMAP(n_neighbors=15, random_state=0, n_jobs=1).fit(features)
+    reducer.transform_mode = "graph"
+    graph = reducer.transform(new.flatten(1).numpy()).tocsr()        # (6, 30) membership strengths
+    expected = (graph @ reducer.embedding_) / np.asarray(graph.sum(1))
+    ours = LatentMap(TEXTS, SOURCES, fitted.latents, reducer.embedding_.astype(np.float32)).transform(new)
+    assert np.allclose(ours, expected, atol=1e-4 * (1 + np.abs(expected).max()))
+
+
+def test_the_shown_map_and_placements_follow_the_stored_coords_not_a_refit(fitted, saved, tmp_path, no_umap):
+    """A refit on another machine (here: another layout, as another random_state gives) changes nothing:
+    the stored coordinates are shown, and new points are placed relative to them."""
+    flipped = LatentMap(fitted.texts, fitted.sources, fitted.latents, -fitted.coords[:, ::-1] + 100.0,
+                        fitted.settings, fitted.fingerprint)
+    flipped.save(tmp_path)
+    loaded = LatentMap.load(tmp_path)
+    assert np.array_equal(loaded.coords, flipped.coords)
+    new = cluster_latents(2, seed=1)
+    assert np.allclose(loaded.transform(new), -fitted.transform(new)[:, ::-1] + 100.0, atol=1e-4)
+
+
+def test_a_reference_latent_lands_on_its_stored_point(fitted, loaded, no_umap):
+    assert np.array_equal(loaded.transform(loaded.latents), loaded.coords)
+    # the unrounded float32 latents too (the app encodes text in float32; the map stores float16)
+    assert np.array_equal(loaded.transform(cluster_latents(PER_CLUSTER, 0)), loaded.coords)
+    # and a point between two references lands between them, not on either
+    mid = loaded.transform((loaded.latents[:1] + loaded.latents[1:2]) / 2)
+    assert not np.isclose(mid, loaded.coords[:2]).all(axis=1).any()
+
+
+def test_placement_does_not_depend_on_the_batch(loaded):
+    new = cluster_latents(2, seed=1)
+    together = loaded.transform(new)
+    alone = np.concatenate([loaded.transform(new[i:i + 1]) for i in range(len(new))])
+    assert np.allclose(together, alone, rtol=0, atol=1e-6)
+
+
+def test_placement_is_the_same_in_another_process_with_other_thread_counts(saved, loaded):
+    new = cluster_latents(2, seed=1)
+    code = ("import sys, numpy as np, torch; sys.path[:0] = [sys.argv[1], sys.argv[2]]; "
+            "from cosmos.projection import LatentMap; from test_projection import cluster_latents; "
+            "print(LatentMap.load(sys.argv[3]).transform(cluster_latents(2, seed=1)).tolist())")
+    root = Path(__file__).resolve().parent.parent
+    for threads in ("1", "2"):
+        env = dict(os.environ, OMP_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads, MKL_NUM_THREADS=threads,
+                   PYTHONHASHSEED=threads)
+        out = subprocess.run([sys.executable, "-c", code, str(root), str(root / "tests"), str(saved)],
+                             capture_output=True, text=True, env=env, check=True, timeout=120)
+        assert np.allclose(np.array(json.loads(out.stdout)), loaded.transform(new), rtol=0, atol=1e-5)
+
+
+def test_transform_of_nothing(saved):
     lmap = LatentMap.load(saved)
     out = lmap.transform(torch.zeros(0, N, D))
-    assert out.shape == (0, 2) and out.dtype == np.float32 and not lmap.ready
+    assert out.shape == (0, 2) and out.dtype == np.float32
 
 
 @pytest.mark.parametrize("shape", [(2, N, D + 1), (2, N + 1, D), (2, N * D), (2, 1, N, D), (N, D)])
@@ -141,7 +190,6 @@ def test_transform_rejects_wrong_shapes(saved, shape):
     lmap = LatentMap.load(saved)
     with pytest.raises(ValueError, match=rf"do not fit a map of \({N}, {D}\) latents"):
         lmap.transform(torch.zeros(shape))
-    assert not lmap.ready                                           # checked before any fitting
 
 
 # --- broken maps -----------------------------------------------------------------------------
@@ -395,7 +443,7 @@ def test_build_without_a_denoiser_has_no_samples(tiny_pipeline):
     lmap = builder.build_latent_map(tiny_pipeline, reference, num_samples=5)
     assert lmap.sources == ["a"] * 4 + ["b"] * 4 and builder.SAMPLE_LABEL not in lmap.sources
     assert lmap.fingerprint == autoencoder_fingerprint(tiny_pipeline.autoencoder)
-    assert lmap.coords.shape == (8, 2) and lmap.ready
+    assert lmap.coords.shape == (8, 2)
 
 
 def _run_cli(argv, capsys):

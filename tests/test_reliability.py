@@ -185,8 +185,6 @@ def _battery() -> list[Case]:
     numbers = [Case(f"{fname}-{cname}", field, value, transport,
                     "ok" if (fname, cname) in ACCEPTED_NUMBERS else "refuse", value)
                for fname, field in NUMBER_FIELDS.items() for cname, (value, transport) in NUMBER_CASES.items()]
-    # the map's texts last: the app refits UMAP in the background at start-up (~10 s), and the first
-    # map request waits for it; the cheap refusals before give it that time
     fields = list(TEXT_FIELDS.items())
     cases = texts(fields[:-1]) + numbers + texts(fields[-1:])
     return [case for case in cases if case.id not in IN_TEST_APP_API]
@@ -321,7 +319,7 @@ def test_cancel_stops_a_long_trajectory_and_frees_the_server(live_app):
     steps, read = 500, 8
     client = new_client(live_app)
     try:
-        wait_until_idle(live_app.process.pid, timeout=120)    # e.g. the start-up UMAP refit is over
+        wait_until_idle(live_app.process.pid, timeout=120)    # e.g. earlier tests' requests are over
         submitted = time.monotonic()
         job = client.submit(steps, "sde", 0, api_name="/trajectory")
         seen = 0
@@ -441,7 +439,7 @@ def test_app_is_deterministic_across_launches(two_more_apps):
         for app in two_more_apps:
             assert app.process.poll() is None and "Traceback" not in app.log(), app.log()[-3000:]
     finally:
-        for app in two_more_apps:       # now, not at the end of the module: their UMAP refits would go on
+        for app in two_more_apps:       # now, not at the end of the module: they would hold memory
             app.stop()
 
 
@@ -531,8 +529,7 @@ def expect(run: Callable[[], object], ok: bool, field: str, check: Callable[[obj
 @pytest.fixture(scope="module")
 def pg(tiny_playground):
     """The tiny playground under small limits (a valid 500-step request is slow even on the tiny model;
-    the rules are the same whatever the limits), its latent map refitted up front."""
-    tiny_playground.latent_map.prepare()
+    the rules are the same whatever the limits)."""
     return dataclasses.replace(tiny_playground, limits=Limits(max_samples=4, max_steps=12, max_points=6))
 
 
