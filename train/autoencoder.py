@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from accelerate import Accelerator
 from tqdm.auto import tqdm
 
@@ -66,6 +67,40 @@ def head_vocabulary(windows: torch.Tensor, encoder: FrozenEncoder) -> torch.Tens
     return torch.unique(torch.cat([seen, specials]))
 
 
+def fit_probe_head(autoencoder: CosmosAutoencoder, features: torch.Tensor, windows: torch.Tensor,
+                   steps: int = 150, batch_tokens: int = 4096, lr: float = 3e-3, held_out: int = 20_000) -> float:
+    """Set the head to a linear probe on the normalised features; returns its held-out token accuracy.
+
+    A ridge regression of the targets' one-hot codes (closed form, ~0.6 accuracy) starts a softmax
+    regression that ``steps`` Adam steps on ``batch_tokens`` random tokens refine (~0.95 at 150 steps on
+    MiniLM features of TinyStories, ~2 CPU minutes). The decoder's MSE target is then also a CE target:
+    measured, a random head's CE gradient pulls the hidden state away from the features (the MSE rises
+    above 1 in the first hundred steps and accuracy stalls at 0.3 by step 300).
+    """
+    mask = windows != autoencoder.cfg.pad_token_id
+    x = autoencoder.normalize_features(features[mask].float()).detach()      # (T, D)
+    y = autoencoder.token_ids_to_head(windows[mask])                          # (T,)
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
+    held, fit = (order[:held_out], order[held_out:]) if len(x) > 2 * held_out else (order, order)
+    with torch.no_grad():
+        X, Y = x[fit], y[fit]
+        gram = X.T @ X + 1e-2 * len(X) * torch.eye(X.shape[1])               # (D, D)
+        xty = torch.zeros(autoencoder.cfg.output_vocab_size, X.shape[1]).index_add_(0, Y, X)  # (V, D)
+        weight = torch.linalg.solve(gram, xty.T).T                            # (V, D)
+    weight.requires_grad_(True)
+    optimizer = torch.optim.Adam([weight], lr=lr)
+    draw = torch.Generator().manual_seed(1)
+    for _ in tqdm(range(steps), desc="linear probe head", unit="step"):
+        batch = fit[torch.randint(0, len(fit), (batch_tokens,), generator=draw)]
+        loss = F.cross_entropy(x[batch] @ weight.T, y[batch])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        autoencoder.head.weight.copy_(weight)
+        return float(((x[held] @ weight.T).argmax(-1) == y[held]).float().mean())
+
+
 def train_autoencoder(cfg: TrainConfig, restart: bool = False, cpu: bool = False) -> Path:
     if cfg.diffusion_stage.autoencoder_from is not None:
         raise ConfigError(f"preset {cfg.preset!r} reuses the autoencoder in {cfg.diffusion_stage.autoencoder_from} "
@@ -104,13 +139,16 @@ def train_autoencoder(cfg: TrainConfig, restart: bool = False, cpu: bool = False
     autoencoder.set_feature_stats(*feature_statistics(sample_features, train_windows[sample], pad))
     if vocab is not None:
         autoencoder.set_head_vocabulary(vocab)
+    saved = find_state(out_dir / "state")
+    if stage.probe_head and (saved is None or restart):  # a resumed run loads its trained head instead
+        probe = fit_probe_head(autoencoder, sample_features, train_windows[sample])
+        print(f"output head initialised as a linear probe on the features: {probe:.3f} token accuracy")
     autoencoder.to(device)
     optimizer = make_optimizer(autoencoder, stage.optim)
 
     fingerprint = stage_fingerprint(cfg, autoencoder=cfg.autoencoder, stage=cfg.autoencoder_stage,
                                     data=len(train_windows))
     start = 0
-    saved = find_state(out_dir / "state")
     if saved is not None and not restart:
         start = load_state(saved, autoencoder, optimizer, fingerprint=fingerprint, rank=rank)["step"]
         print(f"resuming autoencoder training at step {start}")
