@@ -45,6 +45,7 @@ def summary_rows(pg: Playground) -> list[tuple[str, str]]:
             ("frozen encoder", f"`{ae.encoder}` (width {ae.hidden_size}, vocabulary {ae.vocab_size:,})"),
             ("compression", f"L = {ae.max_length} tokens -> N = {n} latents of width {d} "
                             f"({ae.max_length // n}x fewer vectors)"),
+            ("autoencoder", ae.architecture()),
             ("parameters", f"autoencoder {_params(pipe.autoencoder)}, denoiser {_params(pipe.denoiser)} "
                            "(frozen encoder not counted)"),
             ("weights on disk", f"{weights / 2**20:.1f} MB"),

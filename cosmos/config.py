@@ -159,6 +159,15 @@ class AutoencoderConfig:
         return None not in (self.hidden_size, self.vocab_size, self.pad_token_id, self.cls_token_id,
                             self.sep_token_id, self.mask_token_id, self.unk_token_id)
 
+    def architecture(self) -> str:
+        """One line naming the compressor / decoder pair and its sizes (model cards, the app's About tab)."""
+        if self.compressor_type == "chunk":
+            r = self.chunk_size
+            return (f"chunk-local: latent i is an MLP (hidden {self.chunk_hidden}) of tokens [{r}i, {r}i+{r}), "
+                    f"mirror decoder + {self.decoder_layers} context block(s)")
+        bias = f", locality bias {self.locality_bias:g}" if self.locality_bias else ""
+        return f"Perceiver resampler: {self.compressor_layers} compressor / {self.decoder_layers} decoder blocks{bias}"
+
     @property
     def chunk_size(self) -> int:
         """r = L / N: tokens per latent (exact for the chunk compressor)."""

@@ -674,6 +674,7 @@ def test_about_markdown(pg):
     rows = dict(about_tab.summary_rows(pg))
     assert rows["latent map"] == f"{MAP_POINTS} points"
     assert rows["compression"].startswith(f"L = {TINY_L} tokens -> N = {TINY_N} latents of width {D}")
+    assert rows["autoencoder"] == "Perceiver resampler: 1 compressor / 1 decoder blocks"
     weights = sum(f.stat().st_size for f in (pg.folder / "autoencoder").glob("*.safetensors")) + \
         sum(f.stat().st_size for f in (pg.folder / "denoiser").glob("*.safetensors"))
     assert rows["weights on disk"] == f"{weights / 2**20:.1f} MB"          # the map's file is not counted

@@ -45,6 +45,13 @@ def test_shapes(tiny_encoder, tiny_encoder_dir, context_blocks, latent_dim):
     assert math.isfinite(out.loss.item()) and out.loss.item() == pytest.approx((out.ce + out.mse).item(), rel=1e-5)
 
 
+def test_architecture_line_names_the_compressor(tiny_encoder_dir):
+    assert chunk_config(tiny_encoder_dir, decoder_layers=1).architecture() == (
+        "chunk-local: latent i is an MLP (hidden 96) of tokens [4i, 4i+4), mirror decoder + 1 context block(s)")
+    assert tiny_autoencoder_config(tiny_encoder_dir, locality_bias=2.0).architecture() == (
+        "Perceiver resampler: 1 compressor / 1 decoder blocks, locality bias 2")
+
+
 def test_each_latent_reads_and_writes_only_its_own_chunk(tiny_encoder, tiny_encoder_dir):
     ae = chunk_autoencoder(tiny_encoder, tiny_encoder_dir)
     feats, mask = torch.randn(1, TINY_L, 64), torch.ones(1, TINY_L, dtype=torch.bool)

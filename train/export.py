@@ -137,7 +137,7 @@ repository's `train/` (preset `{cfg.preset}`). Load it with
 |---|---|
 | frozen encoder | `{ae_cfg.encoder}` (width {ae_cfg.width}) |
 | compression | L = {ae_cfg.max_length} tokens -> N = {ae_cfg.num_latents} latents of width {ae_cfg.latent_width} ({ratio}x) |
-| compressor / decoder | {ae_cfg.compressor_layers} / {ae_cfg.decoder_layers} blocks, locality bias {ae_cfg.locality_bias}, head over {ae_cfg.output_vocab_size} tokens |
+| compressor / decoder | {ae_cfg.architecture()}; head over {ae_cfg.output_vocab_size} tokens |
 | denoiser | {den_cfg.num_layers} blocks x {den_cfg.latent_dim}, {den_cfg.num_heads} heads, self-conditioning {den_cfg.self_condition} |
 | parameters | autoencoder {count(pipe.autoencoder) / 1e6:.1f}M, denoiser {count(pipe.denoiser) / 1e6:.1f}M (encoder not included) |
 | weights on disk | {size_mb:.1f} MB ({precision} safetensors; loads as float32) |
