@@ -60,7 +60,7 @@ def summary_rows(pg: Playground) -> list[tuple[str, str]]:
 def prompts_row(pg: Playground) -> str:
     """Whether the checkpoint takes prompts, and its default guidance scale."""
     if not pg.supports_prompts:
-        return "no: unconditional checkpoint (the prompt box and guidance slider are inactive)"
+        return "no: unconditional checkpoint (the prompt box and guidance slider are hidden)"
     return (f"yes: prompt-conditioned (reads up to {pg.prompt_tokens} prompt tokens), default guidance scale "
             f"w = {pg.guidance_default:g} (x0 = x0_c + w (x0_c − x0_u))")
 

@@ -2,8 +2,9 @@
 
 On a prompt-conditioned checkpoint (``pipe.supports_prompts``) both are active: a prompt is continued
 by the model with classifier-free guidance, an empty one gives unconditional samples. On an
-unconditional checkpoint they are shown greyed out with a note on how to get a conditional one, so
-the tabs (and their API endpoints) have the same inputs whatever is loaded.
+unconditional checkpoint they are hidden (a control that does nothing is not shown) and a note says how
+to get a conditional one; they still exist, so the tabs' API endpoints have the same inputs whatever is
+loaded.
 """
 
 from __future__ import annotations
@@ -22,12 +23,12 @@ def build(pg: Playground) -> tuple[gr.Textbox, gr.Slider]:
     on = pg.supports_prompts
     with gr.Row():
         prompt = gr.Textbox(
-            value="", label="Prompt (optional)", lines=1, max_length=pg.limits.max_text_chars, interactive=on, scale=3,
-            placeholder=f"e.g. {EXAMPLE_PROMPT}" if on else "(this checkpoint takes no prompt)",
+            value="", label="Prompt (optional)", lines=1, max_length=pg.limits.max_text_chars, visible=on, scale=3,
+            placeholder=f"e.g. {EXAMPLE_PROMPT}",
             info=(f"the model continues it; empty: unconditional samples. The model reads its first "
                   f"{pg.prompt_tokens} tokens." if on else None))
         guidance = gr.Slider(
-            0, pg.max_guidance, value=pg.guidance_default, step=0.1, label="Guidance scale", interactive=on, scale=2,
+            0, pg.max_guidance, value=pg.guidance_default, step=0.1, label="Guidance scale", visible=on, scale=2,
             info="classifier-free guidance w: x0 = x0_c + w (x0_c − x0_u); 0 = no guidance; used with a prompt only")
     if not on:
         gr.Markdown(f"*{UNCONDITIONAL_NOTE}*")

@@ -186,11 +186,10 @@ def test_trajectory_tab(session):
 
 
 @pytest.mark.parametrize("tab", ["Generate", "Denoising trajectory"])
-def test_prompt_controls_are_inactive_on_the_unconditional_checkpoint(session, tab):
+def test_prompt_controls_are_hidden_on_the_unconditional_checkpoint(session, tab):
     panel = session.tab(tab)
-    expect(panel.get_by_label("Prompt (optional)")).to_be_visible()
-    expect(panel.get_by_label("Prompt (optional)")).to_be_disabled()
-    expect(panel.get_by_role("spinbutton", name="number input for Guidance scale")).to_be_disabled()
+    expect(panel.get_by_label("Prompt (optional)")).to_be_hidden()
+    expect(panel.get_by_role("spinbutton", name="number input for Guidance scale")).to_be_hidden()
     expect(panel.get_by_text("This checkpoint is unconditional. Prompts need a conditional checkpoint")).to_be_visible()
     expect(panel.get_by_text("python app.py --checkpoint assets/cosmos-story-cpu")).to_be_visible()
     session.check_console()

@@ -274,11 +274,11 @@ def test_controls_are_active_on_a_conditional_checkpoint(pg):
     assert not notes
 
 
-def test_controls_are_greyed_out_with_a_note_on_an_unconditional_checkpoint(plain):
+def test_controls_are_hidden_with_a_note_on_an_unconditional_checkpoint(plain):
     demo = build_demo(plain)
     boxes, sliders = _components(demo, gr.Textbox, "Prompt (optional)"), _components(demo, gr.Slider, "Guidance scale")
     assert len(boxes) == len(sliders) == 2
-    assert all(b.interactive is False and b.visible is not False for b in boxes + sliders)
+    assert all(b.visible is False for b in boxes + sliders)
     notes = [b for b in demo.blocks.values() if isinstance(b, gr.Markdown) and UNCONDITIONAL_NOTE in str(b.value)]
     assert len(notes) == 2
 
