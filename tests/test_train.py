@@ -109,6 +109,27 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path, data_files, tiny_enco
     assert steps == sorted(steps) and len(steps) == len(set(steps))  # no duplicated lines after resume
 
 
+def test_a_constant_lr_diffusion_run_can_be_lengthened(tmp_path, data_files, tiny_encoder_dir):
+    """steps is left out of the diffusion state's fingerprint under a constant LR: 3 steps, then the same
+    run lengthened to 6, ends bit-identical to 6 steps straight; a cosine run still refuses."""
+    from cosmos import CheckpointError
+    straight = load_config("tiny", _overrides(tmp_path / "straight", data_files, tiny_encoder_dir))
+    train_autoencoder(straight)
+    compute_latent_stats(straight)
+    train_diffusion(straight)
+    short = _overrides(tmp_path / "grown", data_files, tiny_encoder_dir, **{"diffusion_stage.optim.steps": 3})
+    train_autoencoder(load_config("tiny", short))
+    compute_latent_stats(load_config("tiny", short))
+    train_diffusion(load_config("tiny", short))
+    train_diffusion(load_config("tiny", short + ["diffusion_stage.optim.steps=6"]))
+    a = load_file(str(tmp_path / "straight/diffusion/state/model.safetensors"))
+    b = load_file(str(tmp_path / "grown/diffusion/state/model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    cosine = short + ["diffusion_stage.optim.steps=8", "diffusion_stage.optim.schedule=cosine"]
+    with pytest.raises(CheckpointError, match="--restart"):
+        train_diffusion(load_config("tiny", cosine))
+
+
 def test_windows_cover_long_texts_with_overlap(tiny_encoder):
     tok = tiny_encoder.tokenizer
     long_text = " ".join(f"word{i}" for i in range(200))

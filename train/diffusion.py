@@ -90,7 +90,10 @@ def prompt_batch(pipe: CosmosPipeline, features: torch.Tensor, source_ids: torch
 
 def _fingerprint_configs(cfg: TrainConfig) -> dict[str, dict]:
     """The denoiser and stage configs a saved state depends on. An unconditional run leaves out the
-    fields prompt conditioning added (at their defaults), so states saved before they existed resume."""
+    fields prompt conditioning added (at their defaults), so states saved before they existed resume.
+    With a constant learning rate the step count changes nothing before the last step, so it is left out
+    too: a run can be lengthened, or ended early at its last saved state, with
+    ``--set diffusion_stage.optim.steps=K``."""
     denoiser, stage = dataclasses.asdict(cfg.denoiser), dataclasses.asdict(cfg.diffusion_stage)
     if not cfg.conditional:
         for key in ("source_dim", "source_layers", "source_max_length"):
@@ -99,6 +102,8 @@ def _fingerprint_configs(cfg: TrainConfig) -> dict[str, dict]:
             stage.pop(key)
     if stage["autoencoder_from"] is None:
         stage.pop("autoencoder_from")
+    if stage["optim"]["schedule"] == "constant":
+        stage["optim"].pop("steps")
     return {"denoiser": denoiser, "stage": stage}
 
 
