@@ -37,6 +37,9 @@ BASELINES = (   # in training order: the most informative rows first
     Baseline("bench-l1", "no compression, N=L (64 latents)", "cosmos"),
     Baseline("bench-l16", "Cosmos N=L/16 (4 latents)", "cosmos"),
     Baseline("bench-l4", "Cosmos N=L/4 (16 latents)", "cosmos"),
+    Baseline("bench-chunk-l8", "Cosmos N=L/8, chunk-local autoencoder", "cosmos"),
+    Baseline("bench-chunk-ce-only", "Cosmos N=L/8, chunk-local, CE-only autoencoder", "cosmos"),
+    Baseline("bench-chunk-l4", "Cosmos N=L/4, chunk-local autoencoder", "cosmos"),
 )
 BY_PRESET = {b.preset: b for b in BASELINES}
 

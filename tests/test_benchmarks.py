@@ -56,6 +56,17 @@ def test_bench_presets_change_one_thing_each():
         assert cfg.autoencoder_stage.optim == l8.autoencoder_stage.optim
         assert cfg.diffusion_stage.optim == l8.diffusion_stage.optim and cfg.cache_path == l8.cache_path
         assert cfg.run_dir != l8.run_dir
+    # the chunk-local rows: the same budget; each twin changes one thing from bench-chunk-l8
+    chunk = load_config("bench-chunk-l8")
+    assert chunk.autoencoder.compressor_type == "chunk" and l8.autoencoder.compressor_type == "perceiver"
+    assert chunk.autoencoder_stage.optim.steps == l8.autoencoder_stage.optim.steps
+    assert chunk.diffusion_stage.optim == l8.diffusion_stage.optim and chunk.denoiser == l8.denoiser
+    assert load_config("bench-chunk-l4").autoencoder.num_latents == 16
+    ce = load_config("bench-chunk-ce-only").autoencoder
+    assert (ce.mse_weight, ce.token_drop_prob, ce.feature_noise_delta, ce.latent_dropout) == (0.0, 0.0, 1.0, 0.0)
+    for preset in ("bench-chunk-l4", "bench-chunk-ce-only"):
+        cfg = load_config(preset)
+        assert cfg.autoencoder_stage.optim == chunk.autoencoder_stage.optim and cfg.run_dir != chunk.run_dir
 
 
 # --- the AR baseline -----------------------------------------------------------------------------------
