@@ -2,7 +2,8 @@
 
 The pipeline in one screen (each name is a module here):
     encoder       frozen pretrained encoder: text -> token features (B, L, D)
-    autoencoder   compressor (B, L, D) -> latents (B, N, d); decoder latents -> logits (B, L, V)
+    autoencoder   compressor (B, L, D) -> latents (B, N, d) (Perceiver, or chunk-local: latent i owns
+                  tokens [i L/N, (i+1) L/N)); decoder latents -> logits (B, L, V)
     normalization feature / latent statistics computed from data
     denoiser      x0-predicting transformer on normalised latents (B, N, d); optionally prompt-conditioned
     schedule      tan-d noise schedule a(t), s(t), beta(t)

@@ -11,25 +11,26 @@ Stored beside a pipeline's components, without pickle:
 Placing new latents (``transform``) never refits. A fitted ``umap.UMAP`` can only be saved by
 pickling it, and a refit with the same ``random_state`` does *not* reproduce the fit on another CPU
 (numba compiles for the processor it runs on), so the map shown is always the stored one and new
-points are placed on it with the *initialisation* step of umap-learn's ``transform``, computed here
-from what the map stores:
+points are placed on it by umap-learn's ``transform`` algorithm, computed here from what the map stores:
 
 1. the k = ``n_neighbors`` nearest reference latents, by exact Euclidean search over the stored ones
    (umap-learn searches its NN-descent index: approximate, but exact on a map of a few hundred points);
 2. their fuzzy membership strengths exp(-d_j / sigma), sigma found by binary search so that the
    strengths of neighbours 2..k sum to log2(k) (umap-learn's ``smooth_knn_dist`` with the
    transform's local connectivity 0, and ``compute_membership_strengths``);
-3. the point's coordinates: the membership-weighted mean of those neighbours' stored coordinates
-   (umap-learn's ``init_graph_transform``).
+3. the start: the membership-weighted mean of those neighbours' stored coordinates (umap-learn's
+   ``init_graph_transform``);
+4. 100 epochs of umap-learn's layout optimisation against the fixed reference coordinates, taken in
+   expectation (``refine_layout``): each epoch applies the mean of the moves umap-learn would sample.
 
-What it is not: umap-learn then runs ~100 epochs of stochastic layout optimisation with negative
-sampling; that step is random and machine-dependent, and is left out. Two more differences: the
-floor on sigma uses each point's own mean neighbour distance (umap-learn uses the batch's, which makes
-a point's place depend on the other points in the call), and a latent within float rounding of a
-stored reference latent lands exactly on that point's stored coordinates. Everything is float64 NumPy
-over the stored float16 latents: the same input gives the same place in any process, at any thread
-count, on any machine (up to float rounding). The module ``bench`` numbers the difference to a fresh
-umap-learn ``transform`` on the fitting machine (``python -m bench.latent_map``).
+What differs from umap-learn's ``transform``: step 4 is deterministic where umap-learn samples edges
+and negative examples with a random state (its own placements move by about as much between two
+``transform_seed`` values as ours differ from them: ``python -m bench.latent_map``); the floor on sigma
+uses each point's own mean neighbour distance (umap-learn uses the batch's, which makes a point's place
+depend on the other points of the call); and a latent within float rounding of a stored reference latent
+lands exactly on that point's stored coordinates. Everything is float64 NumPy over the stored float16
+latents: the same input gives the same place in any process, at any thread count, on any machine (up to
+float rounding), and no numba code runs.
 """
 
 from __future__ import annotations
@@ -96,6 +97,7 @@ SNAP_TOLERANCE = 1e-3   # a latent this close to a reference latent (relative to
 _SIGMA_ITERATIONS = 64  # binary-search steps for sigma, as umap-learn's smooth_knn_dist
 _SIGMA_TOLERANCE = 1e-5
 _MIN_DIST_SCALE = 1e-3  # floor: sigma >= this x the mean neighbour distance (umap-learn's MIN_K_DIST_SCALE)
+REFINE_EPOCHS = 100     # umap-learn's transform epochs for a small batch
 
 
 def membership_strengths(distances: np.ndarray) -> np.ndarray:
@@ -115,6 +117,46 @@ def membership_strengths(distances: np.ndarray) -> np.ndarray:
         sigma = np.where(done, sigma, np.where(np.isinf(hi), sigma * 2.0, (lo + hi) / 2.0))
     sigma = np.maximum(sigma, _MIN_DIST_SCALE * distances.mean(1))
     return np.exp(-distances / sigma[:, None])
+
+
+def curve_parameters(min_dist: float, spread: float = 1.0) -> tuple[float, float]:
+    """(a, b) of UMAP's low-dimensional similarity 1 / (1 + a d^(2b)), fitted as umap-learn's find_ab_params."""
+    from scipy.optimize import curve_fit
+
+    x = np.linspace(0, spread * 3, 300)
+    y = np.where(x < min_dist, 1.0, np.exp(-(x - min_dist) / spread))
+    (a, b), _ = curve_fit(lambda x, a, b: 1.0 / (1.0 + a * x ** (2 * b)), x, y)
+    return float(a), float(b)
+
+
+def refine_layout(coords: np.ndarray, reference: np.ndarray, nearest: np.ndarray, weights: np.ndarray,
+                  epochs: int, a: float, b: float, negative_rate: int = 5, alpha: float = 0.25) -> np.ndarray:
+    """umap-learn's transform optimisation in expectation: deterministic, the reference points fixed.
+
+    umap-learn samples each edge (i, j) about w_ij / max_j w_ij times an epoch, pulls point i towards
+    reference j, and pushes it away from ``negative_rate`` uniformly drawn reference points per edge,
+    each move clipped to [-4, 4] per coordinate, the step alpha falling linearly from 1/4 to 0 over
+    100 epochs. Here each epoch applies the *expected* move: the attractions weighted by w_ij / max w,
+    and negative_rate x sum_j (w_ij / max w) times the mean repulsion over all reference points. New
+    points never interact, so a point's place does not depend on the other points of the call.
+    coords (K, 2) start; reference (M, 2); nearest, weights (K, k) -> (K, 2).
+    """
+    rate = weights / weights.max(1, keepdims=True)                              # (K, k) edge samples / epoch
+    rate = np.where(rate < 1.0 / max(epochs, 1), 0.0, rate)                     # umap-learn drops rarer edges
+    negatives = negative_rate * rate.sum(1, keepdims=True)                      # (K, 1)
+    y = coords.copy()
+    for epoch in range(epochs):
+        step = alpha * (1.0 - epoch / epochs)
+        diff = y[:, None] - reference[nearest]                                  # (K, k, 2)
+        d2 = (diff ** 2).sum(-1, keepdims=True)
+        pull = np.where(d2 > 0, -2 * a * b * np.maximum(d2, 1e-12) ** (b - 1) / (a * d2 ** b + 1), 0.0)
+        attract = (rate[..., None] * np.clip(pull * diff, -4, 4)).sum(1)        # (K, 2)
+        diff = y[:, None] - reference[None]                                     # (K, M, 2)
+        d2 = (diff ** 2).sum(-1, keepdims=True)
+        push = np.where(d2 > 0, 2 * b / ((0.001 + d2) * (a * d2 ** b + 1)), 0.0)
+        repel = negatives * np.clip(push * diff, -4, 4).mean(1)                 # (K, 2)
+        y = y + step * (attract + repel)
+    return y
 
 
 @dataclass
@@ -146,13 +188,24 @@ class LatentMap:
         return cls(list(texts), list(sources), latents,
                    np.asarray(reducer.embedding_, dtype=np.float32), settings, fingerprint)
 
-    def transform(self, latents: torch.Tensor) -> np.ndarray:
+    def transform(self, latents: torch.Tensor, refine_epochs: int = REFINE_EPOCHS) -> np.ndarray:
         """(K, N, d) latents -> (K, 2) coordinates on the stored map (module docstring: no refit)."""
         if tuple(latents.shape[1:]) != tuple(self.latents.shape[1:]):
             raise ValueError(f"latents of shape {tuple(latents.shape)} do not fit a map of "
                              f"{tuple(self.latents.shape[1:])} latents")
         if latents.shape[0] == 0:
             return np.zeros((0, 2), dtype=np.float32)
+        nearest, near, weights = self._neighbours(latents)
+        coords = (weights[..., None] * self.coords[nearest].astype(np.float64)).sum(1) / weights.sum(1)[:, None]
+        coords = refine_layout(coords, self.coords.astype(np.float64), nearest, weights, refine_epochs,
+                               *curve_parameters(self.settings.min_dist))
+        scale = np.linalg.norm(self._reference[nearest[:, 0]], axis=1)
+        snap = near[:, 0] <= SNAP_TOLERANCE * scale                                    # a reference point itself
+        coords[snap] = self.coords[nearest[snap, 0]]
+        return coords.astype(np.float32)
+
+    def _neighbours(self, latents: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Exact k nearest reference latents: indices, distances (ascending) and memberships, each (K, k)."""
         queries = _features(latents).astype(np.float64)                                 # (K, N*d)
         squared = ((queries ** 2).sum(1)[:, None] + (self._reference ** 2).sum(1)[None]
                    - 2.0 * queries @ self._reference.T)                                 # (K, M)
@@ -160,12 +213,7 @@ class LatentMap:
         k = min(self.settings.n_neighbors, len(self.texts) - 1)
         nearest = np.argsort(distances, axis=1, kind="stable")[:, :k]                  # (K, k)
         near = np.take_along_axis(distances, nearest, axis=1)                          # (K, k), ascending
-        weights = membership_strengths(near)                                           # (K, k)
-        coords = (weights[..., None] * self.coords[nearest].astype(np.float64)).sum(1) / weights.sum(1)[:, None]
-        scale = np.linalg.norm(self._reference[nearest[:, 0]], axis=1)
-        snap = near[:, 0] <= SNAP_TOLERANCE * scale                                    # a reference point itself
-        coords[snap] = self.coords[nearest[snap, 0]]
-        return coords.astype(np.float32)
+        return nearest, near, membership_strengths(near)
 
     # --- storage -----------------------------------------------------------------------------
     def save(self, pipeline_folder: str | Path) -> Path:

@@ -101,8 +101,8 @@ def truncate(relative: str) -> Callable[[Path], None]:
     return damage
 
 
-NAN_TENSOR = "compressor.blocks.0.attn.to_q.weight"
-RESHAPED_TENSOR = "compressor.blocks.0.ffn.net.1.weight"
+NAN_TENSOR = "compressor.mlp.0.weight"         # the embedded chunk-local compressor's first layer (1536, 3072)
+RESHAPED_TENSOR = "compressor.mlp.2.weight"    # (384, 1536)
 
 
 def nan_values(relative: str, tensor: str) -> Callable[[Path], None]:
@@ -119,7 +119,7 @@ def nan_values(relative: str, tensor: str) -> Callable[[Path], None]:
 
 
 def wrong_shape(relative: str, tensor: str) -> Callable[[Path], None]:
-    """Edit the header so a (768, 384) tensor reads as (384, 768): same bytes, a consistent file,
+    """Edit the header so a (rows, cols) tensor reads as (cols, rows): same bytes, a consistent file,
     only the shape is wrong."""
     def damage(folder: Path) -> None:
         data = (folder / relative).read_bytes()
@@ -155,7 +155,7 @@ FAULTS = [
     Fault("autoencoder-weights-truncated", truncate(AE_WEIGHTS), (AE_WEIGHTS, "truncated")),
     Fault("autoencoder-weights-nan", nan_values(AE_WEIGHTS, NAN_TENSOR), ("autoencoder", NAN_TENSOR, "NaN")),
     Fault("autoencoder-weights-wrong-shape", wrong_shape(AE_WEIGHTS, RESHAPED_TENSOR),
-          ("autoencoder", RESHAPED_TENSOR, "(384, 768)")),
+          ("autoencoder", RESHAPED_TENSOR, "(1536, 384)")),
     Fault("denoiser-config-missing", remove("denoiser/config.json"), ("denoiser/config.json", "missing")),
     Fault("format-version-0", edit_json("model_index.json", lambda v: v.update(format_version=0)), ("format 0",)),
     Fault("format-version-2", edit_json("model_index.json", lambda v: v.update(format_version=2)), ("format 2",)),

@@ -122,9 +122,9 @@ def test_transform_places_new_points_by_their_cluster(fitted, loaded, no_umap):
     assert np.array_equal(coords, loaded.transform(new)) and np.array_equal(coords, fitted.transform(new))
 
 
-def test_transform_is_umap_learns_transform_initialisation(fitted):
+def test_transform_starts_at_umap_learns_transform_initialisation(fitted):
     """umap-learn's own membership graph for the new points (transform_mode="graph"), averaged over the
-    stored coordinates as its init_graph_transform does, is where ours puts them."""
+    stored coordinates as its init_graph_transform does, is where ours starts them (before refinement)."""
     import umap
 
     new = cluster_latents(2, seed=1)
@@ -133,8 +133,8 @@ def test_transform_is_umap_learns_transform_initialisation(fitted):
     reducer.transform_mode = "graph"
     graph = reducer.transform(new.flatten(1).numpy()).tocsr()        # (6, 30) membership strengths
     expected = (graph @ reducer.embedding_) / np.asarray(graph.sum(1))
-    ours = LatentMap(TEXTS, SOURCES, fitted.latents, reducer.embedding_.astype(np.float32)).transform(new)
-    assert np.allclose(ours, expected, atol=1e-4 * (1 + np.abs(expected).max()))
+    ours = LatentMap(TEXTS, SOURCES, fitted.latents, reducer.embedding_.astype(np.float32))
+    assert np.allclose(ours.transform(new, refine_epochs=0), expected, atol=1e-4 * (1 + np.abs(expected).max()))
 
 
 def test_the_shown_map_and_placements_follow_the_stored_coords_not_a_refit(fitted, saved, tmp_path, no_umap):
@@ -156,6 +156,22 @@ def test_a_reference_latent_lands_on_its_stored_point(fitted, loaded, no_umap):
     # and a point between two references lands between them, not on either
     mid = loaded.transform((loaded.latents[:1] + loaded.latents[1:2]) / 2)
     assert not np.isclose(mid, loaded.coords[:2]).all(axis=1).any()
+
+
+def test_refinement_moves_towards_umap_learns_transform(fitted):
+    """The deterministic refinement lands nearer umap-learn's own (stochastic) transform than the start does,
+    and as near as umap-learn's transform with another seed lands to itself."""
+    import umap
+
+    new = cluster_latents(2, seed=1)
+    reducer = umap.UMAP(n_neighbors=15, random_state=0, n_jobs=1).fit(fitted.latents.flatten(1).numpy())
+    theirs = reducer.transform(new.flatten(1).numpy())
+    lmap = LatentMap(TEXTS, SOURCES, fitted.latents, reducer.embedding_.astype(np.float32))
+    start, refined = lmap.transform(new, refine_epochs=0), lmap.transform(new)
+    gap = lambda a, b: float(np.linalg.norm(a - b, axis=1).mean())  # noqa: E731
+    reducer.transform_seed = 7
+    assert gap(refined, theirs) < gap(start, theirs)
+    assert gap(refined, theirs) < 2 * gap(reducer.transform(new.flatten(1).numpy()), theirs) + 0.1
 
 
 def test_placement_does_not_depend_on_the_batch(loaded):
