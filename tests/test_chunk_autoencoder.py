@@ -4,6 +4,7 @@ pipeline folder, the CE-on-a-share-of-positions option, the linear-probe head, a
 
 from __future__ import annotations
 
+import functools
 import math
 
 import pytest
@@ -13,7 +14,7 @@ from cosmos import ConfigError, CosmosAutoencoder, CosmosPipeline, SamplingConfi
 from train.autoencoder import fit_probe_head
 
 from conftest import TINY_L, TINY_N, tiny_autoencoder_config, tiny_denoiser_config
-from test_modules import SENTENCES
+from test_modules import SENTENCES, overfit_accuracy
 
 R = TINY_L // TINY_N  # tokens per latent
 
@@ -81,30 +82,7 @@ def test_pad_and_dropped_tokens_are_zeroed_before_the_chunk_mlp(tiny_encoder, ti
 
 def test_overfits_eight_sentences(tiny_encoder, tiny_encoder_dir):
     """Token accuracy 1.0 on 8 sentences within a CPU minute (no augmentation), as the Perceiver's test."""
-    torch.manual_seed(0)
-    batch = tiny_encoder.tokenize(SENTENCES, TINY_L)
-    vocab = torch.unique(torch.cat([batch.input_ids.flatten(), torch.tensor([100])]))
-    ae = chunk_autoencoder(tiny_encoder, tiny_encoder_dir, head_vocab_size=vocab.numel(), dropout=0.0,
-                           token_drop_prob=0.0, feature_noise_delta=1.0, latent_dropout=0.0)
-    ae.set_head_vocabulary(vocab)
-    feats = tiny_encoder(batch.input_ids, batch.attention_mask)
-    flat = feats[batch.attention_mask]
-    ae.set_feature_stats(flat.mean(0), flat.std(0))
-    opt = torch.optim.AdamW(ae.parameters(), lr=3e-3)
-    accuracy = 0.0
-    for step in range(400):
-        ae.train()
-        out = ae(feats, batch.attention_mask, batch.input_ids)
-        opt.zero_grad()
-        out.loss.backward()
-        opt.step()
-        if step % 25 == 24:
-            ae.eval()
-            with torch.no_grad():
-                accuracy = ae(feats, batch.attention_mask, batch.input_ids).accuracy.item()
-            if accuracy == 1.0:
-                break
-    assert accuracy == 1.0
+    assert overfit_accuracy(tiny_encoder, functools.partial(chunk_config, tiny_encoder_dir)) == 1.0
 
 
 def test_pipeline_round_trip_is_bit_exact(tiny_encoder, tiny_encoder_dir, tmp_path):
