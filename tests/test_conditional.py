@@ -424,4 +424,4 @@ def test_story_cpu_preset():
     assert cfg.conditional and cfg.preset == "story-cpu" and cfg.run_dir == "runs/story-cpu"
     assert str(cfg.autoencoder_dir) == "runs/cpu-small/autoencoder/pipeline"
     assert cfg.diffusion_stage.pairs.sources[0].split_sentences == 1
-    assert cfg.diffusion_stage.optim.steps == 2000 and cfg.denoiser.num_layers == load_config("cpu-small").denoiser.num_layers
+    assert cfg.diffusion_stage.optim.steps == 1500 and cfg.denoiser.num_layers == load_config("cpu-small").denoiser.num_layers
