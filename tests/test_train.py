@@ -193,3 +193,60 @@ def test_ema_warms_up():
         model.weight.fill_(1.0)
     ema.update(model)  # first update uses decay min(0.999, 1/10) = 0.1, not 0.999
     assert torch.allclose(ema.shadow["weight"], 0.1 * init + 0.9, atol=1e-6)
+
+
+def _max_difference(a: torch.nn.Module, b: torch.nn.Module, skip: tuple[str, ...] = ()) -> float:
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    diffs = {k: float((sa[k].float() - sb[k].float()).abs().max()) for k in sa if k not in skip}
+    return max(diffs.values()), max(diffs, key=diffs.get)
+
+
+def test_init_from_starts_both_stages_from_a_checkpoint(tmp_path, data_files, tiny_encoder_dir):
+    """A stage's init_from loads an earlier run's weights (a longer schedule, fine-tuning): with a
+    vanishing learning rate the new run ends where the source began; the denoiser keeps its own latent
+    statistics; a checkpoint of another architecture is refused naming the tensors."""
+    from cosmos import CheckpointError
+    first = load_config("tiny", _overrides(tmp_path / "first", data_files, tiny_encoder_dir))
+    train_autoencoder(first)
+    compute_latent_stats(first)
+    source = CosmosPipeline.from_pretrained(train_diffusion(first))
+
+    still = {"autoencoder_stage.optim.lr": 1e-12, "autoencoder_stage.optim.warmup_steps": 0,
+             "autoencoder_stage.optim.schedule": "constant",
+             "autoencoder_stage.optim.steps": 2, "autoencoder_stage.init_from": str(tmp_path / "first/pipeline"),
+             "diffusion_stage.optim.lr": 1e-12, "diffusion_stage.optim.warmup_steps": 0,
+             "diffusion_stage.optim.steps": 2, "diffusion_stage.init_from": str(tmp_path / "first/pipeline"),
+             "diffusion_stage.data.stride": 7}  # other windows, so other latent statistics
+    second = load_config("tiny", _overrides(tmp_path / "second", data_files, tiny_encoder_dir, **still))
+    train_autoencoder(second)
+    compute_latent_stats(second)
+    continued = CosmosPipeline.from_pretrained(train_diffusion(second))
+    assert _max_difference(continued.autoencoder, source.autoencoder)[0] < 1e-6
+    stats = ("latent_mean", "latent_std")
+    assert _max_difference(continued.denoiser, source.denoiser, skip=stats)[0] < 1e-6
+    own = load_file(str(tmp_path / "second/latents/stats.safetensors"))
+    assert torch.equal(continued.denoiser.latent_mean, own["mean"])
+    assert not torch.equal(continued.denoiser.latent_mean, source.denoiser.latent_mean)
+
+    other = load_config("tiny", _overrides(tmp_path / "other", data_files, tiny_encoder_dir,
+                                           **{"autoencoder.decoder_layers": 2, **still}))
+    with pytest.raises(CheckpointError, match="init_from.*decoder.blocks.1"):
+        train_autoencoder(other)
+
+
+def test_the_probe_head_is_fitted_once_per_data(tmp_path, data_files, tiny_encoder_dir, monkeypatch):
+    """probe_head: a second run on the same data and cache reads the fitted head instead of refitting it."""
+    shared = {"autoencoder_stage.probe_head": "true", "cache_dir": str(tmp_path / "cache"),
+              "autoencoder_stage.optim.steps": 1}
+    train_autoencoder(load_config("tiny", _overrides(tmp_path / "a", data_files, tiny_encoder_dir, **shared)))
+    assert len(list((tmp_path / "cache").glob("probe-head-*.safetensors"))) == 1
+
+    def refit(*args, **kwargs):
+        raise AssertionError("the probe head was fitted again")
+
+    monkeypatch.setattr(ae_stage, "fit_probe_head", refit)
+    train_autoencoder(load_config("tiny", _overrides(tmp_path / "b", data_files, tiny_encoder_dir, **shared)))
+    a = load_file(str(tmp_path / "a/autoencoder/state/model.safetensors"))
+    b = load_file(str(tmp_path / "b/autoencoder/state/model.safetensors"))
+    assert torch.equal(a["head.weight"], b["head.weight"])

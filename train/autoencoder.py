@@ -25,8 +25,8 @@ from cosmos.normalization import MomentAccumulator
 
 from .config import TrainConfig
 from .data import cached_features, encode_features, load_windows
-from .loop import (MetricsLog, Throughput, batch_indices, find_state, load_state, machine_description,
-                   make_optimizer, save_state, set_lr, stage_fingerprint)
+from .loop import (MetricsLog, Throughput, batch_indices, find_state, init_weights_from, load_state,
+                   machine_description, make_optimizer, save_atomic, save_state, set_lr, stage_fingerprint)
 from .cli import run_cli
 
 
@@ -101,6 +101,29 @@ def fit_probe_head(autoencoder: CosmosAutoencoder, features: torch.Tensor, windo
         return float(((x[held] @ weight.T).argmax(-1) == y[held]).float().mean())
 
 
+def cached_probe_head(autoencoder: CosmosAutoencoder, features: torch.Tensor, windows: torch.Tensor,
+                      cache_dir: Path) -> float:
+    """:func:`fit_probe_head`, its result cached under ``cache_dir`` by the inputs' contents (the sample's
+    features and tokens, the feature statistics, the head vocabulary), so runs on the same data fit it once."""
+    import hashlib
+
+    from safetensors.torch import load_file
+
+    digest = hashlib.sha1()
+    for tensor in (features, windows, autoencoder.feature_mean, autoencoder.feature_std, autoencoder.head_token_ids):
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    path = cache_dir / f"probe-head-{digest.hexdigest()[:12]}.safetensors"
+    if path.is_file():
+        cached = load_file(str(path))
+        with torch.no_grad():
+            autoencoder.head.weight.copy_(cached["weight"])
+        return float(cached["accuracy"])
+    accuracy = fit_probe_head(autoencoder, features, windows)
+    save_atomic({"weight": autoencoder.head.weight.detach().cpu().contiguous(),
+                 "accuracy": torch.tensor(accuracy)}, path)
+    return accuracy
+
+
 def train_autoencoder(cfg: TrainConfig, restart: bool = False, cpu: bool = False) -> Path:
     if cfg.diffusion_stage.autoencoder_from is not None:
         raise ConfigError(f"preset {cfg.preset!r} reuses the autoencoder in {cfg.diffusion_stage.autoencoder_from} "
@@ -140,13 +163,20 @@ def train_autoencoder(cfg: TrainConfig, restart: bool = False, cpu: bool = False
     if vocab is not None:
         autoencoder.set_head_vocabulary(vocab)
     saved = find_state(out_dir / "state")
-    if stage.probe_head and (saved is None or restart):  # a resumed run loads its trained head instead
-        probe = fit_probe_head(autoencoder, sample_features, train_windows[sample])
+    if stage.init_from is not None and (saved is None or restart):  # a resumed run loads its own weights
+        source = CosmosPipeline.from_pretrained(stage.init_from).autoencoder
+        init_weights_from(autoencoder, source)
+        print(f"autoencoder initialised from {stage.init_from}")
+    elif stage.probe_head and (saved is None or restart):  # a resumed run loads its trained head instead
+        probe = cached_probe_head(autoencoder, sample_features, train_windows[sample], cache_dir)
         print(f"output head initialised as a linear probe on the features: {probe:.3f} token accuracy")
     autoencoder.to(device)
     optimizer = make_optimizer(autoencoder, stage.optim)
 
-    fingerprint = stage_fingerprint(cfg, autoencoder=cfg.autoencoder, stage=cfg.autoencoder_stage,
+    stage_config = dataclasses.asdict(stage)
+    if stage_config["init_from"] is None:  # unset: as states saved before the field existed
+        stage_config.pop("init_from")
+    fingerprint = stage_fingerprint(cfg, autoencoder=cfg.autoencoder, stage=stage_config,
                                     data=len(train_windows))
     start = 0
     if saved is not None and not restart:

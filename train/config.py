@@ -65,6 +65,11 @@ class DataConfig:
             raise ConfigError(f"stride must be a positive integer, got {self.stride!r}")
 
 
+def _check_folder(name: str, value: Any) -> None:
+    if value is not None and not (isinstance(value, str) and value.strip()):
+        raise ConfigError(f"{name} must be a folder path or hub id, got {value!r}")
+
+
 @dataclass
 class PairSource:
     """One dataset of (source, target) text pairs for prompt-conditioned diffusion, read like
@@ -174,6 +179,13 @@ class AutoencoderStage:
     # tokens, then the best scale): alone it decodes them at ~0.95, so the decoder's MSE target is
     # also a CE target from step 0
     probe_head: bool = False
+    # A pipeline folder (or hub id) whose autoencoder starts this run instead of a fresh initialisation
+    # (a longer schedule, or fine-tuning on other data); its architecture and head vocabulary must be
+    # the ones this config builds. The probe head is then not refitted.
+    init_from: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_folder("autoencoder_stage.init_from", self.init_from)
 
 
 @dataclass
@@ -189,8 +201,12 @@ class DiffusionStage:
     source_drop_prob: float = 0.1  # classifier-free guidance: share of rows trained with the null source
     # An existing autoencoder pipeline folder to use instead of <run_dir>/autoencoder/pipeline.
     autoencoder_from: str | None = None
+    # A pipeline folder (or hub id) whose denoiser starts this run (its latent statistics are this run's
+    # own); its architecture must be the one this config builds.
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
+        _check_folder("diffusion_stage.init_from", self.init_from)
         if not (isinstance(self.ema_decay, float) and 0.0 <= self.ema_decay < 1.0):
             raise ConfigError(f"ema_decay must be a float in [0, 1), got {self.ema_decay!r}")
         if not (isinstance(self.self_cond_prob, (int, float)) and 0.0 <= self.self_cond_prob <= 1.0):
@@ -198,8 +214,7 @@ class DiffusionStage:
         if not (isinstance(self.source_drop_prob, (int, float)) and not isinstance(self.source_drop_prob, bool)
                 and 0.0 <= self.source_drop_prob <= 1.0):
             raise ConfigError(f"source_drop_prob must be in [0, 1], got {self.source_drop_prob!r}")
-        if self.autoencoder_from is not None and not (isinstance(self.autoencoder_from, str) and self.autoencoder_from):
-            raise ConfigError(f"autoencoder_from must be a folder path, got {self.autoencoder_from!r}")
+        _check_folder("diffusion_stage.autoencoder_from", self.autoencoder_from)
 
 
 @dataclass

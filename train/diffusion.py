@@ -32,8 +32,8 @@ from cosmos.config import ConfigError
 from .cli import run_cli
 from .config import TrainConfig
 from .data import held_out_prompts
-from .loop import (EMA, MetricsLog, batch_indices, file_digest, find_state, load_state, machine_description,
-                   make_optimizer, save_state, set_lr, stage_fingerprint)
+from .loop import (EMA, MetricsLog, batch_indices, file_digest, find_state, init_weights_from, load_state,
+                   machine_description, make_optimizer, save_state, set_lr, stage_fingerprint)
 
 
 def denoising_loss(denoiser: CosmosDenoiser, schedule: TanDSchedule, z0: torch.Tensor, self_cond_prob: float,
@@ -100,8 +100,9 @@ def _fingerprint_configs(cfg: TrainConfig) -> dict[str, dict]:
             denoiser.pop(key)
         for key in ("pairs", "source_drop_prob"):
             stage.pop(key)
-    if stage["autoencoder_from"] is None:
-        stage.pop("autoencoder_from")
+    for key in ("autoencoder_from", "init_from"):  # unset: as states saved before the field existed
+        if stage[key] is None:
+            stage.pop(key)
     if stage["optim"]["schedule"] == "constant":
         stage["optim"].pop("steps")
     return {"denoiser": denoiser, "stage": stage}
@@ -138,6 +139,13 @@ def train_diffusion(cfg: TrainConfig, restart: bool = False, cpu: bool = False) 
                               f"({width}) or be left unset")
         model_cfg = dataclasses.replace(model_cfg, source_dim=width)
     denoiser = CosmosDenoiser(model_cfg)
+    saved = find_state(out_dir / "state")
+    if stage.init_from is not None and (saved is None or restart):  # a resumed run loads its own weights
+        source = CosmosPipeline.from_pretrained(stage.init_from).denoiser
+        if source is None:
+            raise CheckpointError(f"diffusion_stage.init_from: {stage.init_from} has no denoiser")
+        init_weights_from(denoiser, source, keep=("latent_mean", "latent_std"))
+        print(f"denoiser initialised from {stage.init_from}")
     denoiser.set_latent_stats(stats["mean"], stats["std"])
     denoiser.to(device)
     ema = EMA(denoiser, stage.ema_decay)
@@ -148,7 +156,6 @@ def train_diffusion(cfg: TrainConfig, restart: bool = False, cpu: bool = False) 
     fingerprint = stage_fingerprint(cfg, **_fingerprint_configs(cfg), schedule=cfg.schedule,
                                     latent_stats=file_digest(latent_dir / "stats.safetensors"))
     start = 0
-    saved = find_state(out_dir / "state")
     if saved is not None and not restart:
         start = load_state(saved, denoiser, optimizer, ema, fingerprint=fingerprint, rank=rank)["step"]
         print(f"resuming diffusion training at step {start}")

@@ -52,6 +52,24 @@ def make_optimizer(model: torch.nn.Module, optim: OptimConfig) -> torch.optim.Ad
                              weight_decay=optim.weight_decay)
 
 
+def init_weights_from(model: torch.nn.Module, source: torch.nn.Module, keep: tuple[str, ...] = ()) -> None:
+    """Start ``model`` from ``source``'s weights (a stage's ``init_from``: a longer schedule, or fine-tuning).
+
+    Both must have the same architecture: a missing, extra or differently shaped tensor raises
+    CheckpointError naming it. Entries named in ``keep`` (e.g. statistics this run measured on its own
+    data) stay as they are in ``model``.
+    """
+    from cosmos.checkpoint import CheckpointError, check_state_dict
+
+    state = {k: v for k, v in source.state_dict().items() if k not in keep}
+    expected = {k: v for k, v in model.state_dict().items() if k not in keep}
+    try:
+        check_state_dict(expected, state, "init_from")
+    except CheckpointError as err:
+        raise CheckpointError(f"{err} (init_from must name a checkpoint of the architecture this config builds)") from None
+    model.load_state_dict(state, strict=False)
+
+
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
     for group in optimizer.param_groups:
         group["lr"] = lr
