@@ -250,3 +250,13 @@ def test_the_probe_head_is_fitted_once_per_data(tmp_path, data_files, tiny_encod
     a = load_file(str(tmp_path / "a/autoencoder/state/model.safetensors"))
     b = load_file(str(tmp_path / "b/autoencoder/state/model.safetensors"))
     assert torch.equal(a["head.weight"], b["head.weight"])
+
+
+@pytest.mark.parametrize("preset, continues", [("cpu-small-continue", "cpu-small"), ("story-cpu-continue", "story-cpu")])
+def test_a_continue_preset_builds_the_architecture_it_starts_from(preset, continues):
+    """init_from only loads weights of the same architecture: the continuation presets change schedules, not models."""
+    cfg, base = load_config(preset), load_config(continues)
+    assert cfg.diffusion_stage.init_from is not None
+    assert cfg.autoencoder == base.autoencoder and cfg.denoiser == base.denoiser
+    assert cfg.diffusion_stage.data == base.diffusion_stage.data and cfg.diffusion_stage.pairs == base.diffusion_stage.pairs
+    assert cfg.run_dir != base.run_dir

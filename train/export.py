@@ -118,6 +118,14 @@ def write_card(out: Path, cfg: TrainConfig, pipe: CosmosPipeline, accuracy: dict
         prompting = ""
     first_stage = (f"python -m train.autoencoder  --config {cfg.preset}" if cfg.diffusion_stage.autoencoder_from is None
                    else f"# the autoencoder is reused from {cfg.diffusion_stage.autoencoder_from} (trained by its own preset)")
+    continued = [(name, stage.init_from) for name, stage in (("autoencoder", cfg.autoencoder_stage),
+                                                                ("diffusion", cfg.diffusion_stage))
+                 if stage.init_from is not None]
+    continuation = "".join(f"\nThe {name} stage started from the weights in `{source}` (`init_from`) and trained on: "
+                           "the steps, minutes and curves here are this continuation's; the starting checkpoint's "
+                           "own card gives its training.\n" for name, source in continued)
+    if continued:
+        first_stage = "# first train the run(s) that init_from names (see the note under Training)\n" + first_stage
     in_domain = next((r["accuracy"] for name, r in accuracy.items() if "tinystories" in name), None)
     target = ("" if in_domain is None else f"\n**Target** (>= {TARGET_ACCURACY} in-domain): "
               + ("met" if in_domain >= TARGET_ACCURACY else f"missed by {TARGET_ACCURACY - in_domain:.3f}") + ".\n")
@@ -127,7 +135,9 @@ def write_card(out: Path, cfg: TrainConfig, pipe: CosmosPipeline, accuracy: dict
                    f"correctly, so about one token in {wrong} of every sample is wrong before the diffusion model adds "
                    "errors of its own: expect misspelt or swapped words and broken grammar. The paper reports 0.998 "
                    "at 8x after 100k GPU steps at batch 512; this checkpoint had "
-                   f"{ae['minutes'] + dm['minutes']:.0f} CPU minutes, and its curves above were still improving when "
+                   f"{ae['minutes'] + dm['minutes']:.0f} CPU minutes"
+                   + (" on top of its starting checkpoint's" if continued else "")
+                   + ", and its curves above were still improving when "
                    "they stopped. Training the same preset longer, or on a GPU, is the way up.\n")
     text = f"""# {out.name}
 
@@ -159,8 +169,9 @@ repository's `train/` (preset `{cfg.preset}`). Load it with
 | diffusion | {dm['steps']} | {cfg.diffusion_stage.optim.batch_size} | {dm['minutes']:.1f} |
 
 Training machine: {machine}. Optimiser: AdamW, peak LR {cfg.autoencoder_stage.optim.lr} (autoencoder) /
-{cfg.diffusion_stage.optim.lr} (diffusion), warmup then cosine / constant; EMA {cfg.diffusion_stage.ema_decay}.
-
+{cfg.diffusion_stage.optim.lr} (diffusion), warmup then {cfg.autoencoder_stage.optim.schedule} /
+{cfg.diffusion_stage.optim.schedule}; EMA {cfg.diffusion_stage.ema_decay}.
+{continuation}
 Autoencoder held-out token accuracy during training (validation windows, clean):
 
 {_curve(ae_log, "val_accuracy")}
