@@ -34,6 +34,9 @@ ROWS = {
     "bench-l4": ("Cosmos, N = L/4 = 16 latents", "4x compression"),
     "bench-l1": ("no compression, N = L = 64", "diffusion on uncompressed latents"),
     "bench-ar": ("autoregressive LM", "Llama-style, KV cache"),
+    "bench-chunk-l8": ("Cosmos, N = L/8, chunk-local AE", "cpu-small's compressor and CPU levers"),
+    "bench-chunk-ce-only": ("Cosmos, N = L/8, chunk-local CE-only AE", "no MSE alignment, no augmentation"),
+    "bench-chunk-l4": ("Cosmos, N = L/4, chunk-local AE", "4x compression"),
     EMBEDDED: ("embedded cpu-small (L/8)", "the app's checkpoint: 5.6x the AE and 5x the diffusion steps"),
 }
 
@@ -209,6 +212,12 @@ def findings(rows: dict[str, dict], speed: dict | None) -> str:
                    + (f"; interpolation smoothness {a['interpolation']['interior_well_formed']:.2f} vs "
                       f"{b['interpolation']['interior_well_formed']:.2f}" if "interpolation" in a and
                       "interpolation" in b else "") + ".")
+    if "bench-l8" in rows and "bench-chunk-l8" in rows:
+        a, b = rows["bench-chunk-l8"], rows["bench-l8"]
+        out.append(f"- Chunk-local vs Perceiver autoencoder (same N, same budget): clean reconstruction "
+                   f"{a['reconstruction_accuracy']:.3f} vs {b['reconstruction_accuracy']:.3f}; MAUVE "
+                   f"{mauve('bench-chunk-l8'):.3f} vs {mauve('bench-l8'):.3f}; diversity {a['diversity']['mean']:.3f} "
+                   f"vs {b['diversity']['mean']:.3f}.")
     ratios = [n for n in ("bench-l16", "bench-l8", "bench-l4", "bench-l1") if n in rows]
     if len(ratios) > 1:
         out.append("- Compression ratio (same budget): " + "; ".join(
