@@ -8,7 +8,7 @@ A model is a preset of ``bench.baselines`` (its trained pipeline / AR folder) or
 Each is written to ``bench/results/quality/<name>.json``; ``python -m bench.report`` makes the tables.
 
 Texts compared are windows of L tokens cut from whole stories exactly as training cuts them
-(``train.data.windows_from_texts``, stride L/2), detokenised: what every model here learns to generate.
+(``cosmos.windows.windows_from_texts``, stride L/2), detokenised: what every model here learns to generate.
 Per seed, ``--samples`` unconditional samples are drawn and compared with ``--samples`` held-out test
 windows drawn with the same seed; mean and spread are over ``--seeds`` seeds.
 
@@ -46,6 +46,7 @@ from cosmos import CosmosPipeline, FrozenEncoder
 from cosmos.checkpoint import CheckpointError
 from cosmos.encoder import EncoderLoadError
 from cosmos.encoder import TokenizedBatch
+from cosmos.windows import windows_from_texts
 
 DATA = Path("../shared/data/tinystories")
 RESULTS = Path("bench/results/quality")
@@ -94,10 +95,8 @@ def read_texts(path: Path) -> list[str]:
 
 
 def held_out_windows(texts: list[str], tokenizer, max_length: int) -> list[str]:
-    """Detokenised training-style windows (stride L/2) of held-out stories: what the models generate."""
-    from train.data import windows_from_texts
-
-    ids = windows_from_texts(texts, tokenizer, max_length, max(1, (max_length - 2) // 2))
+    """Detokenised training-style windows (default stride) of held-out stories: what the models generate."""
+    ids = windows_from_texts(texts, tokenizer, max_length)
     return [t for t in tokenizer.batch_decode(ids, skip_special_tokens=True) if t.strip()]
 
 

@@ -13,9 +13,10 @@ from safetensors.torch import load_file
 import train.autoencoder as ae_stage
 from cosmos import CosmosPipeline
 from cosmos.config import ConfigError
+from cosmos.windows import windows_from_texts
 from train.autoencoder import train_autoencoder
 from train.config import load_config
-from train.data import DataError, windows_from_texts
+from train.data import DataError
 from train.diffusion import train_diffusion
 from train.export import export
 from train.latent_stats import compute_latent_stats

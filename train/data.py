@@ -2,7 +2,7 @@
 
 Each text is tokenised once (``Dataset.map``, batched), cut into windows of L - 2 tokens with
 ``stride`` (overlap lets a small corpus yield more distinct windows), and framed as
-``[CLS] window [SEP] [PAD]...``. Windows and features are cached under ``<run_dir>/cache/`` as
+``[CLS] window [SEP] [PAD]...`` (:mod:`cosmos.windows`, which the quality benchmark cuts with too). Windows and features are cached under ``<run_dir>/cache/`` as
 safetensors, keyed by the sources' settings, the local files' paths, sizes and modification
 times, L, the stride and the encoder (features: by the windows' contents), so a rerun skips the work.
 
@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from cosmos.config import ConfigError
 from cosmos.encoder import FrozenEncoder
+from cosmos.windows import default_stride, windows_from_texts
 
 from .config import DataConfig, DataSource, PairDataConfig, PairSource
 from .loop import save_atomic
@@ -64,23 +65,6 @@ def _load_split(source: DataSource | PairSource, split: str, columns: list[str],
     return ds if limit is None else ds.select(range(min(limit, len(ds))))
 
 
-def windows_from_texts(texts: list[str], tokenizer, max_length: int, stride: int) -> torch.Tensor:
-    """Token windows (M, L) int64: ``[CLS] w [SEP] [PAD]...`` with |w| <= L - 2, consecutive windows of
-    a text starting ``stride`` tokens apart. Texts shorter than a window give one padded window."""
-    body = max_length - 2
-    ids = tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
-    rows = []
-    for tokens in ids:
-        starts = range(0, max(1, len(tokens) - body + stride), stride) if len(tokens) > body else [0]
-        for start in starts:
-            chunk = tokens[start:start + body]
-            if not chunk:
-                continue
-            row = [tokenizer.cls_token_id, *chunk, tokenizer.sep_token_id]
-            rows.append(row + [tokenizer.pad_token_id] * (max_length - len(row)))
-    return torch.tensor(rows, dtype=torch.long).reshape(-1, max_length)
-
-
 def _cache_key(*parts) -> str:
     blob = json.dumps(parts, sort_keys=True, default=str).encode()
     return hashlib.sha1(blob).hexdigest()[:12]
@@ -96,7 +80,7 @@ def load_windows(data: DataConfig, split: str, encoder: FrozenEncoder, max_lengt
                  cache_dir: Path) -> torch.Tensor:
     """All sources' windows for one split, (M, L) int64, cached."""
     split_name = data.splits.get(split, split)
-    stride = data.stride or max(1, (max_length - 2) // 2)
+    stride = data.stride or default_stride(max_length)
     if stride > max_length - 2:
         raise ConfigError(f"stride {stride} exceeds the window body L - 2 = {max_length - 2}")
     key = _cache_key([asdict(s) for s in data.sources], _local_files(data.sources), split_name, max_length, stride,
