@@ -43,6 +43,7 @@ import numpy as np
 import torch
 
 from cosmos import CosmosPipeline, FrozenEncoder
+from cosmos.ar_lm import ArLanguageModel
 from cosmos.checkpoint import CheckpointError
 from cosmos.encoder import EncoderLoadError
 from cosmos.encoder import TokenizedBatch
@@ -220,11 +221,9 @@ def load_model(name: str):
     if name in BY_PRESET:
         folder = model_dir(name)
         if BY_PRESET[name].kind == "ar":
-            from train.ar import ArLanguageModel
             return name, ArLanguageModel.from_pretrained(folder)
         return name, CosmosPipeline.from_pretrained(folder)
     if (Path(name) / "ar.json").is_file():
-        from train.ar import ArLanguageModel
         return Path(name).name, ArLanguageModel.from_pretrained(name)
     return Path(name).name, CosmosPipeline.from_pretrained(name)
 

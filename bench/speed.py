@@ -164,7 +164,7 @@ def median_seconds(fn, repeats: int) -> tuple[float, list[float]]:
 
 def build_family_pair(length: int):
     """(Cosmos pipeline, AR LM) with bench-l8's / bench-ar's architectures at window length ``length``."""
-    from train.ar import ArLanguageModel
+    from cosmos.ar_lm import ArLanguageModel
     from train.config import load_config
 
     cosmos_cfg, ar_cfg = load_config("bench-l8"), load_config("bench-ar")

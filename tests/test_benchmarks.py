@@ -12,8 +12,9 @@ import torch
 from safetensors.torch import load_file
 
 from bench import quality, report
+from cosmos.ar_lm import ArLanguageModel
 from cosmos.config import ConfigError
-from train.ar import ArLanguageModel, train_ar
+from train.ar import train_ar
 from train.config import load_config
 
 from test_train import _overrides, data_files  # noqa: F401  (module fixture: tiny stories in jsonl files)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cosmos.ar_lm import ArModelConfig
 from cosmos.config import (AutoencoderConfig, ConfigError, DenoiserConfig, SamplingConfig, ScheduleConfig,
                            config_from_dict)
 
@@ -215,26 +216,6 @@ class DiffusionStage:
                 and 0.0 <= self.source_drop_prob <= 1.0):
             raise ConfigError(f"source_drop_prob must be in [0, 1], got {self.source_drop_prob!r}")
         _check_folder("diffusion_stage.autoencoder_from", self.autoencoder_from)
-
-
-@dataclass
-class ArModelConfig:
-    """The autoregressive baseline (issue 5): a Llama-style decoder-only LM (RoPE, SwiGLU, RMSNorm, tied
-    embeddings) over the frozen encoder's tokenizer, its vocabulary cut to the tokens seen in training."""
-
-    num_layers: int = 8
-    hidden: int = 384
-    num_heads: int = 6
-    ffn_hidden: int = 1024
-    max_positions: int = 256      # RoPE table size; training uses autoencoder.max_length
-
-    def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if not isinstance(value, int) or value < 1:
-                raise ConfigError(f"ar.{f.name} must be a positive integer, got {value!r}")
-        if self.hidden % self.num_heads:
-            raise ConfigError(f"ar.hidden ({self.hidden}) must be divisible by ar.num_heads ({self.num_heads})")
 
 
 @dataclass
