@@ -9,6 +9,10 @@ import pytest
 
 from cosmos.card import CARD_FILE, CardError, CurvePoint, DataSource, HeldOut, ModelCard, Sample, Stage, Target
 
+REPO = Path(__file__).resolve().parent.parent
+SHIPPED = [REPO / "assets" / "cosmos-cpu-small", REPO / "assets" / "cosmos-story-cpu"]
+
+
 def make_card(evals: int = 3, prompted: bool = False) -> ModelCard:
     """A small made-up card: two stages with ``evals`` evaluations each, two samples."""
     ae_curve = [CurvePoint(10 * (i + 1), 0.5 * (i + 1), {"val_accuracy": 0.5 + 0.01 * i}) for i in range(evals)]
@@ -95,3 +99,11 @@ def test_a_corrupt_card_is_a_clear_error(tmp_path, data, message):
     with pytest.raises(CardError, match=message):
         ModelCard.load(tmp_path)
 
+
+@pytest.mark.parametrize("folder", SHIPPED, ids=lambda f: f.name)
+def test_shipped_readmes_are_rendered_from_their_cards(folder):
+    card = ModelCard.load(folder)
+    assert card is not None and card.name == folder.name
+    assert (folder / "README.md").read_text(encoding="utf-8") == card.to_markdown()
+    assert len(card.samples) == 10 and [s.name for s in card.stages] == ["autoencoder", "diffusion"]
+    assert card.prompted == (folder.name == "cosmos-story-cpu")
