@@ -46,18 +46,18 @@ BY_PRESET = {b.preset: b for b in BASELINES}
 
 def model_dir(preset: str) -> Path:
     """Where a trained model of the family lives: a Cosmos pipeline folder or the AR model folder."""
-    cfg_dir = Path(load_config(preset).run_dir)
-    return cfg_dir / ("ar" if BY_PRESET[preset].kind == "ar" else "pipeline")
+    cfg = load_config(preset)
+    return cfg.ar_model_dir if BY_PRESET[preset].kind == "ar" else cfg.pipeline_dir
 
 
 def stages(b: Baseline) -> list[tuple[str, Path]]:
     """(module, output that proves the stage finished) in the order they must run."""
-    run = Path(load_config(b.preset).run_dir)
+    cfg = load_config(b.preset)
     if b.kind == "ar":
-        return [("train.ar", run / "ar" / "config.json")]
-    return [("train.autoencoder", run / "autoencoder" / "pipeline" / "model_index.json"),
-            ("train.latent_stats", run / "latents" / "stats.safetensors"),
-            ("train.diffusion", run / "pipeline" / "model_index.json")]
+        return [("train.ar", cfg.ar_model_dir / "config.json")]
+    return [("train.autoencoder", cfg.autoencoder_dir / "model_index.json"),
+            ("train.latent_stats", cfg.latents_dir / "stats.safetensors"),
+            ("train.diffusion", cfg.pipeline_dir / "model_index.json")]
 
 
 def train(baselines: list[Baseline]) -> None:

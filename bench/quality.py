@@ -44,6 +44,7 @@ import torch
 
 from cosmos import CosmosPipeline, FrozenEncoder
 from cosmos.ar_lm import ArLanguageModel
+from cosmos.card import read_metrics_log
 from cosmos.checkpoint import CheckpointError
 from cosmos.encoder import EncoderLoadError
 from cosmos.encoder import TokenizedBatch
@@ -228,19 +229,14 @@ def load_model(name: str):
     return Path(name).name, CosmosPipeline.from_pretrained(name)
 
 
-def _log(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
-
-
 def training_summary(preset: str) -> dict:
     """Wall minutes and final held-out figures of a bench preset's training stages, from its metrics logs."""
     from train.config import load_config
 
-    run = Path(load_config(preset).run_dir)
+    cfg = load_config(preset)
     summary = {}
-    for stage, log in (("autoencoder", run / "autoencoder" / "metrics.jsonl"),
-                       ("diffusion", run / "diffusion" / "metrics.jsonl"), ("ar", run / "ar_train" / "metrics.jsonl")):
-        records = _log(log)
+    for stage, log in (("autoencoder", cfg.autoencoder_log), ("diffusion", cfg.diffusion_log), ("ar", cfg.ar_log)):
+        records = read_metrics_log(log)
         if not records:
             continue
         evals = [r for r in records if r.get("event") == "eval"]

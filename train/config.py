@@ -254,13 +254,7 @@ class TrainConfig:
         """True when the diffusion stage trains a prompt-conditioned denoiser (on pairs)."""
         return self.diffusion_stage.pairs is not None
 
-    @property
-    def autoencoder_dir(self) -> Path:
-        """The autoencoder pipeline folder the later stages read."""
-        if self.diffusion_stage.autoencoder_from is not None:
-            return Path(self.diffusion_stage.autoencoder_from)
-        return self.path / "autoencoder" / "pipeline"
-
+    # --- where a run's outputs are: the stages write them, train.export and bench/ read them -----------
     @property
     def path(self) -> Path:
         return Path(self.run_dir)
@@ -268,6 +262,55 @@ class TrainConfig:
     @property
     def cache_path(self) -> Path:
         return Path(self.cache_dir) if self.cache_dir else self.path / "cache"
+
+    @property
+    def autoencoder_stage_dir(self) -> Path:
+        """Stage 1 (train.autoencoder): ``state/``, ``metrics.jsonl`` and its pipeline (:attr:`autoencoder_dir`)."""
+        return self.path / "autoencoder"
+
+    @property
+    def autoencoder_dir(self) -> Path:
+        """The autoencoder pipeline folder the later stages read (stage 1's, or ``autoencoder_from``)."""
+        if self.diffusion_stage.autoencoder_from is not None:
+            return Path(self.diffusion_stage.autoencoder_from)
+        return self.autoencoder_stage_dir / "pipeline"
+
+    @property
+    def latents_dir(self) -> Path:
+        """Stage 2 (train.latent_stats): the diffusion data's latents and their statistics."""
+        return self.path / "latents"
+
+    @property
+    def diffusion_stage_dir(self) -> Path:
+        """Stage 3 (train.diffusion): ``state/`` and ``metrics.jsonl``."""
+        return self.path / "diffusion"
+
+    @property
+    def pipeline_dir(self) -> Path:
+        """The complete pipeline (EMA denoiser) stage 3 writes, which train.export exports."""
+        return self.path / "pipeline"
+
+    @property
+    def ar_stage_dir(self) -> Path:
+        """The AR baseline's training (train.ar): ``state/`` and ``metrics.jsonl``."""
+        return self.path / "ar_train"
+
+    @property
+    def ar_model_dir(self) -> Path:
+        """The trained AR baseline, a :class:`cosmos.ar_lm.ArLanguageModel` folder."""
+        return self.path / "ar"
+
+    @property
+    def autoencoder_log(self) -> Path:
+        return self.autoencoder_stage_dir / "metrics.jsonl"
+
+    @property
+    def diffusion_log(self) -> Path:
+        return self.diffusion_stage_dir / "metrics.jsonl"
+
+    @property
+    def ar_log(self) -> Path:
+        return self.ar_stage_dir / "metrics.jsonl"
 
 
 _NESTED = {

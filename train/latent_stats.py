@@ -46,7 +46,7 @@ def compute_latent_stats(cfg: TrainConfig, cpu: bool = False) -> Path:
     pipe = CosmosPipeline.from_pretrained(cfg.autoencoder_dir)
     if torch.cuda.is_available() and not cpu:
         pipe.to("cuda")
-    out_dir = cfg.path / "latents"
+    out_dir = cfg.latents_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     data = cfg.diffusion_stage.data
     for split in ("train", "validation"):
