@@ -45,6 +45,7 @@ import torch
 from cosmos import CosmosPipeline, FrozenEncoder
 from cosmos.ar_lm import ArLanguageModel
 from cosmos.card import read_metrics_log
+from cosmos.metrics import token_accuracy
 from cosmos.checkpoint import CheckpointError
 from cosmos.encoder import EncoderLoadError
 from cosmos.encoder import TokenizedBatch
@@ -184,20 +185,19 @@ def mauve_score(featurize, generated: list[str], reference: list[str], seed: int
 # --- Cosmos-only metrics -------------------------------------------------------------------------------
 @torch.inference_mode()
 def reconstruction(pipe: CosmosPipeline, texts: list[str], noise: float = 0.0, seed: int = 0) -> float:
-    """Token accuracy of decode(encode(text) + noise x latent std) over real tokens ([CLS]/[SEP] included)."""
+    """Token accuracy of decode(encode(text) + noise x latent std) (:func:`cosmos.metrics.token_accuracy`)."""
     generator = torch.Generator().manual_seed(seed)
-    correct = total = 0
-    for start in range(0, len(texts), 64):
-        tok = pipe.tokenize(texts[start:start + 64])
-        z = pipe.encode(texts[start:start + 64])                                # (B, N, d)
-        if noise:
-            scale = z.std(dim=(0, 1), keepdim=True) if z.shape[0] > 1 else z.std()
-            z = z + noise * scale * torch.randn(z.shape, generator=generator).to(z.device)
-        predicted = pipe.decode_token_ids(z).cpu()
-        mask = tok.attention_mask.bool()
-        correct += int(((predicted == tok.input_ids) & mask).sum())
-        total += int(mask.sum())
-    return correct / max(total, 1)
+
+    def batches():
+        for start in range(0, len(texts), 64):
+            tok = pipe.tokenize(texts[start:start + 64])
+            z = pipe.encode(texts[start:start + 64])                                # (B, N, d)
+            if noise:
+                scale = z.std(dim=(0, 1), keepdim=True) if z.shape[0] > 1 else z.std()
+                z = z + noise * scale * torch.randn(z.shape, generator=generator).to(z.device)
+            yield pipe.decode_token_ids(z).cpu(), tok.input_ids, tok.attention_mask.bool()
+
+    return token_accuracy(batches())
 
 
 def interpolation_paths(pipe: CosmosPipeline, windows: list[str], pairs: int, seed: int, points: int = 9

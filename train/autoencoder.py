@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from cosmos import CosmosAutoencoder, CosmosPipeline, FrozenEncoder
 from cosmos.config import ConfigError
+from cosmos.metrics import token_accuracy
 from cosmos.normalization import MomentAccumulator
 
 from .config import TrainConfig
@@ -33,22 +34,23 @@ from .cli import run_cli
 @torch.inference_mode()
 def reconstruction_accuracy(autoencoder: CosmosAutoencoder, encoder: FrozenEncoder, windows: torch.Tensor,
                             features: torch.Tensor | None = None, batch_size: int = 128) -> float:
-    """Clean token accuracy of encode -> decode over non-pad positions ([CLS]/[SEP] included),
-    against the true token ids (a token outside a restricted head counts as an error)."""
+    """Clean token accuracy of encode -> decode of token windows (M, L) (:func:`cosmos.metrics.token_accuracy`),
+    from their cached frozen ``features`` (M, L, D) when given, else the encoder's."""
     was_training = autoencoder.training
     autoencoder.eval()
     device = next(autoencoder.parameters()).device
-    correct = total = 0
-    for start in range(0, len(windows), batch_size):
-        ids = windows[start:start + batch_size].to(device)
-        mask = ids != autoencoder.cfg.pad_token_id
-        feats = (features[start:start + batch_size].to(device, torch.float32) if features is not None
-                 else encoder(ids, mask))
-        predicted = autoencoder.logits_to_token_ids(autoencoder.decode(autoencoder.encode(feats, mask)))
-        correct += int(((predicted == ids) & mask).sum())
-        total += int(mask.sum())
+
+    def batches():
+        for start in range(0, len(windows), batch_size):
+            ids = windows[start:start + batch_size].to(device)
+            mask = ids != autoencoder.cfg.pad_token_id
+            feats = (features[start:start + batch_size].to(device, torch.float32) if features is not None
+                     else encoder(ids, mask))
+            yield autoencoder.logits_to_token_ids(autoencoder.decode(autoencoder.encode(feats, mask))), ids, mask
+
+    accuracy = token_accuracy(batches())
     autoencoder.train(was_training)
-    return correct / max(total, 1)
+    return accuracy
 
 
 def feature_statistics(features: torch.Tensor, windows: torch.Tensor, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
