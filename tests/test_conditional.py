@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 
 from cosmos import (CheckpointError, CosmosDenoiser, CosmosPipeline, SamplingConfig, TanDSchedule,
                     TextTruncatedWarning)
+from cosmos.card import ModelCard
 from cosmos.checkpoint import save_component
 from cosmos.config import ConfigError, DenoiserConfig
 from cosmos.sampling import guided, sample_ddim
@@ -407,6 +408,10 @@ def test_conditional_training_end_to_end(tmp_path, story_files, tiny_encoder_dir
     assert "Prompted samples" in card and "first 1 sentence(s)" in card
     for seed, prompt in enumerate(CARD_PROMPTS):     # the card's prompts are ours, never corpus text
         assert f"| {seed} | {prompt} |" in card
+    model_card = ModelCard.load(out)
+    assert [s.prompt for s in model_card.samples] == list(CARD_PROMPTS) and model_card.guidance_scale == 1.5
+    assert model_card.stages[1].data[0].note == "source = first 1 sentence(s), target = the rest"
+    assert card == model_card.to_markdown()
     pipe = CosmosPipeline.from_pretrained(out)
     assert pipe.supports_prompts and pipe.sampling.guidance_scale == 1.5 and pipe.denoiser.cfg.source_dim == D
     first = pipe.generate(prompt="Once upon a time the cat ran.", num=2, steps=3, seed=0)

@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 
 import train.autoencoder as ae_stage
 from cosmos import CosmosPipeline
+from cosmos.card import ModelCard, read_metrics_log
 from cosmos.config import ConfigError
 from cosmos.windows import windows_from_texts
 from train.autoencoder import train_autoencoder
@@ -75,6 +76,17 @@ def test_tiny_preset_end_to_end(tmp_path, data_files, tiny_encoder_dir):
     assert len(texts) == 2 and all(isinstance(t, str) for t in texts)
     card = (out / "README.md").read_text()
     assert "token accuracy" in card and "| 9 |" in card  # metrics table and the 10th sample
+
+    model_card = ModelCard.load(out)                     # card.json: the same facts as data
+    assert card == model_card.to_markdown()
+    for stage in model_card.stages:                      # every evaluation the stage logged, as logged
+        evals = [r for r in read_metrics_log(tmp_path / "run" / stage.name / "metrics.jsonl") if r.get("event") == "eval"]
+        assert evals and [(p.step, p.minutes) for p in stage.curve] == [(r["step"], r["minutes"]) for r in evals]
+        assert stage.curve_values()[1] == [r[stage.curve_metric] for r in evals]
+        assert stage.steps == {"autoencoder": cfg.autoencoder_stage, "diffusion": cfg.diffusion_stage}[stage.name].optim.steps
+    assert [s.seed for s in model_card.samples] == list(range(10)) and not model_card.prompted
+    assert model_card.samples[3].text == pipe.generate(1, seed=3).texts[0]
+    assert len(model_card.reconstruction) == 1 and model_card.reconstruction[0].windows > 0
 
 
 def _final_weights(run_dir) -> dict[str, torch.Tensor]:
@@ -228,6 +240,7 @@ def test_init_from_starts_both_stages_from_a_checkpoint(tmp_path, data_files, ti
     assert _max_difference(continued.denoiser, source.denoiser, skip=stats)[0] < 1e-6
     card = (export(second, tmp_path / "card", torch.float16, max_windows=8, card=True) / "README.md").read_text()
     assert card.count("started from the weights in") == 2 and "first train the run(s) that init_from names" in card
+    assert [s.init_from for s in ModelCard.load(tmp_path / "card").stages] == [str(tmp_path / "first/pipeline")] * 2
     own = load_file(str(tmp_path / "second/latents/stats.safetensors"))
     assert torch.equal(continued.denoiser.latent_mean, own["mean"])
     assert not torch.equal(continued.denoiser.latent_mean, source.denoiser.latent_mean)
