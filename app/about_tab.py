@@ -1,12 +1,25 @@
-"""About tab: what is loaded (config, sizes, data, the model card's measured metrics), how to train one."""
+"""About tab: what is loaded (config, sizes), its model card (data, training facts and curves, measured
+metrics, samples, limitations), how to train one.
+
+The card is read as data from the checkpoint's ``card.json`` (``cosmos.card.ModelCard``, written by
+``train.export``): markdown from its fields, a chart per training stage from its logged evaluations. A
+checkpoint without one (an older export, a hub checkpoint) shows its README.md instead.
+"""
 
 from __future__ import annotations
 
+import logging
 import re
 
 import gradio as gr
+import plotly.graph_objects as go
 
+from cosmos.card import CARD_FILE, CardError, ModelCard, Stage
+
+from . import plots
 from .context import Playground
+
+log = logging.getLogger("cosmos.app")
 
 TRAIN_YOUR_OWN = """
 ## Train your own
@@ -65,9 +78,32 @@ def prompts_row(pg: Playground) -> str:
             f"w = {pg.guidance_default:g} (x0 = x0_c + w (x0_c − x0_u))")
 
 
+def model_card(pg: Playground) -> tuple[ModelCard | None, str | None]:
+    """(the checkpoint's card.json as data, None) or (None, why it cannot be read); (None, None) if it has none."""
+    try:
+        return ModelCard.load(pg.folder), None
+    except (CardError, OSError) as err:
+        log.warning("model card not shown: %s", err)
+        return None, f"{err}"
+
+
+def curve_figure(stage: Stage) -> go.Figure:
+    """A training stage's logged evaluations: ``curve_metric`` against the step (hover: minutes)."""
+    if not stage.curve:
+        return plots.message_figure(f"The {stage.name} stage logged no evaluations.")
+    steps, values = stage.curve_values()
+    fig = go.Figure(go.Scatter(
+        x=steps, y=values, mode="lines+markers", marker_size=5, customdata=[p.minutes for p in stage.curve],
+        hovertemplate=f"step %{{x}}<br>%{{customdata:.1f}} min<br>{stage.curve_metric} %{{y:.4f}}<extra></extra>"))
+    fig.update_layout(template=plots.TEMPLATE, height=320, title=dict(text=plots.hover(stage.curve_caption, 60), x=0.0),
+                      xaxis_title="training step", yaxis_title=stage.curve_metric, margin=dict(l=50, r=20, t=60, b=40))
+    return fig
+
+
 def card_body(card: str) -> tuple[str, str]:
-    """(title, body) of a model card: YAML front matter dropped, the H1 title taken out, the
-    "Reproduce" section dropped ("Train your own" below says the same), headings one level down."""
+    """(title, body) of a README.md shown as the model card of a checkpoint without card.json: YAML front
+    matter dropped, the H1 title taken out, the "Reproduce" section dropped ("Train your own" below says the
+    same), headings one level down."""
     card = re.sub(r"\A---\n.*?\n---\n", "", card, flags=re.S)
     title = re.search(r"^# (.+)$", card, flags=re.M)
     card = re.sub(r"^# .+\n", "", card, count=1, flags=re.M)
@@ -76,24 +112,56 @@ def card_body(card: str) -> tuple[str, str]:
     return (title.group(1).strip() if title else ""), body.strip()
 
 
-def limitations(card: str, sentences: int = 2) -> str | None:
-    """The first sentences of the card's '**Limitations.**' paragraph, if it has one (the app's banner)."""
-    match = re.search(r"^\*\*Limitations\.\*\*(.*)$", card, flags=re.M)
-    if not match:
-        return None
-    parts = re.split(r"(?<=[.!?])\s+(?=[A-Z(])", match.group(1).strip())
+def shorten(text: str, sentences: int = 2) -> str:
+    """The banner: the first sentences of a limitations text, pointing to About for the rest."""
+    parts = re.split(r"(?<=[.!?])\s+(?=[A-Z(])", text.strip())
     text = " ".join(parts[:sentences]).replace(" below", " (see About)")  # the card's "below" is not below here
     return "**Limitations.** " + text + (" (details in About.)" if len(parts) > sentences else "")
 
 
-def about_markdown(pg: Playground) -> str:
+def limitations(card: str, sentences: int = 2) -> str | None:
+    """The banner from a README.md's '**Limitations.**' paragraph, if it has one (a checkpoint without card.json)."""
+    match = re.search(r"^\*\*Limitations\.\*\*(.*)$", card, flags=re.M)
+    return shorten(match.group(1), sentences) if match else None
+
+
+def banner(pg: Playground) -> str | None:
+    """The app's limitations line: the card's limitations field, else the README's paragraph."""
+    card, _ = model_card(pg)
+    if card is not None:
+        return shorten(card.limitations) if card.limitations else None
+    return limitations(pg.card)
+
+
+def about_parts(pg: Playground) -> list[str | list[go.Figure]]:
+    """The About tab in order: markdown, and the training-curve charts (a list shown side by side)."""
     table = "\n".join(["| property | value |", "|---|---|", *[f"| {k} | {v} |" for k, v in summary_rows(pg)]])
-    title, card = card_body(pg.card) if pg.card else ("", "*This checkpoint has no model card (README.md).*")
-    heading = f"Model card: {title}" if title else "Model card"
-    return (f"## What is loaded\n{table}\n\n## {heading}\n{card}\n{TRAIN_YOUR_OWN}\n"
-            "## Method\nCosmos: *Compressed and Smooth Latent Space for Text Diffusion Modeling* (Meshchaninov et "
-            "al., NeurIPS 2025, [arXiv 2506.21170](https://arxiv.org/abs/2506.21170)).")
+    loaded = f"## What is loaded\n{table}\n\n"
+    end = (f"{TRAIN_YOUR_OWN}\n## Method\nCosmos: *Compressed and Smooth Latent Space for Text Diffusion Modeling* "
+           "(Meshchaninov et al., NeurIPS 2025, [arXiv 2506.21170](https://arxiv.org/abs/2506.21170)).")
+    card, problem = model_card(pg)
+    if card is None:
+        title, body = card_body(pg.card) if pg.card else ("", "*This checkpoint has no model card (README.md).*")
+        if problem:
+            body = f"*Its {CARD_FILE} could not be read: {problem}. Its README.md follows.*\n\n{body}"
+        return [f"{loaded}## Model card: {title}\n{body}\n" if title else f"{loaded}## Model card\n{body}\n", end]
+    head = (f"{loaded}## Model card: {card.name}\nTrained with this repository's `train/` (preset `{card.preset}`), "
+            f"measured on {card.measured_on}.\n\n{card.data_markdown(3)}\n\n{card.training_markdown(3, curve_tables=False)}"
+            "\n\nTraining curves (every evaluation logged):")
+    results = f"{card.results_markdown(3)}\n\n{card.samples_markdown(3)}\n"
+    return [head, [curve_figure(stage) for stage in card.stages], results, end]
+
+
+def about_markdown(pg: Playground) -> str:
+    """The About tab's text (its charts left out)."""
+    return "\n".join(part for part in about_parts(pg) if isinstance(part, str))
 
 
 def build(pg: Playground) -> None:
-    gr.Markdown(about_markdown(pg))
+    for part in about_parts(pg):
+        if isinstance(part, str):
+            gr.Markdown(part)
+            continue
+        with gr.Row():
+            for figure in part:
+                gr.Plot(figure, show_label=False)

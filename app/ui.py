@@ -22,7 +22,7 @@ def header(pg: Playground) -> str:
              f"{pg.pipe.latent_shape[0]} latent vectors, a diffusion model generates in that space, and a "
              f"decoder turns latents back into up to {pg.pipe.max_length} tokens at once.",
              f"Checkpoint: `{html.escape(pg.name)}` (details in About)."]
-    note = about_tab.limitations(pg.card)
+    note = about_tab.banner(pg)
     if note:
         lines.append(f"> {note}")
     return "\n\n".join(lines)
