@@ -4,7 +4,9 @@
     build_demo(playground).launch()
 """
 
-from .context import DEFAULT_CHECKPOINT, Limits, Playground, checkpoint_from_env, load_playground
+from cosmos.checkpoint import DEFAULT_CHECKPOINT, checkpoint_from_env
+
+from .context import Limits, Playground, load_playground
 from .ui import build_demo
 
 __all__ = ["DEFAULT_CHECKPOINT", "Limits", "Playground", "build_demo", "checkpoint_from_env", "load_playground"]

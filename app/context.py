@@ -12,27 +12,21 @@ from typing import Callable
 import gradio as gr
 import torch
 
-from cosmos import CosmosPipeline
-from cosmos.checkpoint import resolve_pretrained
-from cosmos.projection import LatentMap, LatentMapError, autoencoder_fingerprint
+from cosmos import SAMPLER_LABELS, CosmosPipeline
+from cosmos.checkpoint import DEFAULT_CHECKPOINT
+from cosmos.projection import LatentMap, LatentMapError
 
 from . import inputs
 
 log = logging.getLogger("cosmos.app")
 
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "assets" / "cosmos-cpu-small"
-CHECKPOINT_ENV = "COSMOS_CHECKPOINT"
-
 MAX_SEED = 2**32 - 1
 MODEL_QUEUE = "model"  # concurrency id shared by every event that runs the model: one model call at a time
-SAMPLERS = {"sde": "SDE (Euler-Maruyama, the paper's default)", "ddim": "DDIM (deterministic)"}
 MAX_GUIDANCE = 5.0     # the guidance slider's top (a checkpoint whose default is higher raises it)
 STORY_CHECKPOINT = "assets/cosmos-story-cpu"   # the embedded prompt-conditioned checkpoint (issue 7)
 UNCONDITIONAL_NOTE = ("This checkpoint is unconditional. Prompts need a conditional checkpoint: the embedded "
                       f"story-continuation one, `python app.py --checkpoint {STORY_CHECKPOINT}`, or your own "
                       "trained with the `story-cpu` preset (see README).")
-INTERPOLATION_METHODS = {"slerp": "slerp (spherical, per latent vector)", "lerp": "lerp (straight line)",
-                         "noise": "noise space (DDIM-invert both ends, slerp the noises, denoise)"}
 
 
 @dataclass(frozen=True)
@@ -78,7 +72,7 @@ class Playground:
     def sampler_settings(self, steps: object, sampler: object, seed: object) -> tuple[int, str, int]:
         """Checked (steps, sampler, seed) of a sampling request."""
         return (inputs.integer(steps, "Steps", 1, self.limits.max_steps),
-                inputs.choice(sampler, "Sampler", list(SAMPLERS)), inputs.integer(seed, "Seed", 0, MAX_SEED))
+                inputs.choice(sampler, "Sampler", list(SAMPLER_LABELS)), inputs.integer(seed, "Seed", 0, MAX_SEED))
 
     @property
     def supports_prompts(self) -> bool:
@@ -95,7 +89,7 @@ class Playground:
     @property
     def prompt_tokens(self) -> int | None:
         """The most prompt tokens the denoiser reads ([CLS] and [SEP] included); None if it takes no prompt."""
-        return self.pipe.denoiser.cfg.source_max_length if self.supports_prompts else None
+        return self.pipe.prompt_max_tokens
 
     def prompt_settings(self, prompt: object, guidance_scale: object) -> tuple[str | None, float | None]:
         """Checked (prompt, guidance scale) of a sampling request; (None, None) samples unconditionally.
@@ -133,24 +127,19 @@ class Playground:
         return report
 
 
-def checkpoint_from_env(cli_value: str | None = None) -> str:
-    """The checkpoint to load: the CLI flag, else $COSMOS_CHECKPOINT, else the embedded default."""
-    return cli_value or os.environ.get(CHECKPOINT_ENV) or str(DEFAULT_CHECKPOINT)
-
-
 def load_playground(name_or_path: str | os.PathLike, limits: Limits = Limits()) -> Playground:
     """Load a pipeline (folder or hub id) with its card and latent map; raises CheckpointError if broken.
 
     The stored map is drawn as it is and places new points without a refit (``cosmos.projection``).
     """
     start = time.perf_counter()
-    folder = resolve_pretrained(name_or_path)
-    pipe = CosmosPipeline.from_pretrained(folder)
+    pipe = CosmosPipeline.from_pretrained(name_or_path)
+    folder = pipe.folder
     card_path = folder / "README.md"
     card = card_path.read_text(encoding="utf-8", errors="replace") if card_path.is_file() else ""
     latent_map, problem = None, None
     try:
-        latent_map = LatentMap.load(folder, fingerprint=autoencoder_fingerprint(pipe.autoencoder))
+        latent_map = LatentMap.load(folder, fingerprint=pipe.fingerprint)
     except LatentMapError as err:
         problem = str(err)
         log.warning("no latent map: %s", problem)

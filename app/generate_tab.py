@@ -9,8 +9,10 @@ import time
 
 import gradio as gr
 
+from cosmos import SAMPLER_LABELS
+
 from . import inputs, prompt_box
-from .context import MAX_SEED, MODEL_QUEUE, Playground, Produced, SAMPLERS
+from .context import MAX_SEED, MODEL_QUEUE, Playground, Produced
 
 EXAMPLES = [[4, 50, "sde", 0], [8, 200, "sde", 1], [4, 25, "ddim", 2], [16, 100, "ddim", 3]]
 PROMPT_EXAMPLES = [[4, 100, "sde", 0, prompt_box.EXAMPLE_PROMPT],   # conditional checkpoints only, each with
@@ -67,7 +69,7 @@ def build(pg: Playground, produced: gr.State) -> None:
         steps = gr.Slider(1, lim.max_steps, value=50, step=1, label="Steps",
                           info="more steps: slower, usually cleaner (the paper uses 200)")
     with gr.Row():
-        sampler = gr.Radio([(label, key) for key, label in SAMPLERS.items()], value="sde", label="Sampler")
+        sampler = gr.Radio([(label, key) for key, label in SAMPLER_LABELS.items()], value="sde", label="Sampler")
         seed = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed")
         dice = gr.Button("Random seed", size="sm", scale=0, min_width=120)
     run = gr.Button("Generate", variant="primary")

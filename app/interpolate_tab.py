@@ -11,8 +11,10 @@ import time
 
 import gradio as gr
 
+from cosmos import INTERPOLATION_METHODS
+
 from . import inputs
-from .context import INTERPOLATION_METHODS, MODEL_QUEUE, Playground, Produced
+from .context import MODEL_QUEUE, Playground, Produced
 from .plots import interpolation_figure
 
 NOISE_STEPS = 50  # DDIM steps of the noise-space path (inversion and denoising)

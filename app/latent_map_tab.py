@@ -17,7 +17,7 @@ from cosmos.projection import evenly_spaced
 from . import inputs
 from .context import MODEL_QUEUE, Playground, Produced
 from .plots import OVERLAY_COLORS, Overlay, latent_map_figure, message_figure
-from .trajectory_tab import Trajectory
+from .trajectory_run import Trajectory
 
 LAYERS = list(OVERLAY_COLORS)          # your texts, generated samples, interpolation path, trajectory, variations
 MAX_TRAJECTORY_POINTS = 40             # a long trajectory is drawn through evenly spaced steps

@@ -12,58 +12,17 @@ import functools
 import html
 import itertools
 import time
-from dataclasses import dataclass, field
 
 import gradio as gr
 import torch
 
+from cosmos import SAMPLER_LABELS
+
 from . import inputs, prompt_box
-from .context import MAX_SEED, MODEL_QUEUE, Playground, SAMPLERS
-from .plots import CHANGED_COLOR, trajectory_figure
-
-CHANGED = "changed"
+from .context import MAX_SEED, MODEL_QUEUE, Playground
+from .plots import CHANGED_COLOR
+from .trajectory_run import CHANGED, Trajectory
 FIGURE_EVERY_S = 0.3   # redraw the charts at most this often while streaming (the text streams every step)
-
-
-@dataclass
-class Trajectory:
-    """One finished (or running) denoising run of a single sample."""
-
-    steps: int
-    sampler: str
-    seed: int
-    prompt: str | None = None                             # the prompt it continues (None: unconditional)
-    guidance_scale: float | None = None                   # with a prompt: the classifier-free guidance weight
-    pieces: list[list[tuple[str, bool]]] = field(default_factory=list)  # per step: (wordpiece, changed)
-    changed: list[int] = field(default_factory=list)      # per step: tokens changed since the previous step
-    sigmas: list[float] = field(default_factory=list)     # per step: σ(t) after the step
-    x0: list[torch.Tensor] = field(default_factory=list)  # per step: (N, d) x0 estimate, autoencoder space
-    distance: list[float] | None = None                   # per step: ‖x0_i − z_final‖ / ‖z_final‖
-    final_text: str = ""
-    final_latent: torch.Tensor | None = None               # (N, d)
-
-    def highlighted(self, i: int) -> list[tuple[str, str | None]]:
-        """Step i's text for ``gr.HighlightedText``: the prompt (if any) labelled as such, then the
-        wordpieces joined, changed ones labelled."""
-        out = []
-        for k, (piece, changed) in enumerate(self.pieces[i]):
-            text = piece[2:] if piece.startswith("##") else (piece if k == 0 else " " + piece)
-            out.append((text, CHANGED if changed else None))
-        out = out or [("(empty: [SEP] came first)", None)]
-        return [(f"{self.prompt} → ", prompt_box.PROMPT_LABEL), *out] if self.prompt else out
-
-    def text(self, i: int) -> str:
-        """Step i's decoded x0 estimate as plain text (without the prompt)."""
-        return "".join(piece for piece, label in self.highlighted(i) if label != prompt_box.PROMPT_LABEL)
-
-    def figure(self, marker: int | None = None):
-        """Charts of the steps so far; ``marker`` (0-based step index) draws a line at that step."""
-        return trajectory_figure(range(1, len(self.changed) + 1), self.changed, self.sigmas, self.distance,
-                                 self.steps, None if marker is None else marker + 1)
-
-    def caption(self, i: int) -> str:
-        return (f"step **{i + 1} / {self.steps}** · σ(t) = {self.sigmas[i]:.3f} · "
-                f"{self.changed[i]} token(s) changed")
 
 
 def _record_step(run: Trajectory, pieces: list[tuple[int, str]], prev_ids: list[int] | None,
@@ -96,8 +55,7 @@ def run_trajectory(pg: Playground, steps: float, sampler: str, seed: float, prom
     for step in itertools.chain([first], stream):
         check_time(step.i + 1, steps)
         ids = step.token_ids[0].tolist()
-        sigma = float(pg.pipe.schedule.sigma(torch.tensor(step.t)))
-        _record_step(run, pg.pipe.ids_to_tokens(step.token_ids[:1])[0], prev_ids, ids, sigma, step.x0_hat[0])
+        _record_step(run, pg.pipe.ids_to_tokens(step.token_ids[:1])[0], prev_ids, ids, step.sigma, step.x0_hat[0])
         prev_ids = ids
         if step.sample_latents is None:
             figure = gr.skip()
@@ -135,7 +93,7 @@ def build(pg: Playground, run_state: gr.State) -> None:
     prompt, guidance = prompt_box.build(pg)
     with gr.Row():
         steps = gr.Slider(1, pg.limits.max_steps, value=50, step=1, label="Steps")
-        sampler = gr.Radio([(label, key) for key, label in SAMPLERS.items()], value="sde", label="Sampler")
+        sampler = gr.Radio([(label, key) for key, label in SAMPLER_LABELS.items()], value="sde", label="Sampler")
         seed = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed")
     with gr.Row():
         run_button = gr.Button("Run the trajectory", variant="primary")

@@ -8,8 +8,10 @@ import time
 import gradio as gr
 import torch
 
+from cosmos import SAMPLER_LABELS, vary_steps
+
 from . import inputs
-from .context import MAX_SEED, MODEL_QUEUE, Playground, Produced, SAMPLERS
+from .context import MAX_SEED, MODEL_QUEUE, Playground, Produced
 
 MIN_STRENGTH = 0.01   # below this the noise is too small to change anything (and 1e-18 rounds t to t_end)
 EXAMPLES = [["Once upon a time, a little girl found a shiny stone in the garden.", 0.4, 4, 100, "sde", 0],
@@ -35,7 +37,7 @@ def vary(pg: Playground, text: str, strength: float, num: float, steps: float, s
     reconstruction = pg.pipe.decode(original)[0]
     rows = [["reconstruction (no noise)", reconstruction or "(empty)"]]
     rows += [[f"variation {i + 1}", t or "(empty)"] for i, t in enumerate(out.texts)]
-    run_steps = max(1, round(strength * steps))
+    run_steps = vary_steps(strength, steps)
     info = (f"{num} variation(s): noised to strength {strength:g}, then {run_steps} {sampler.upper()} steps "
             f"(seed {seed}) in **{seconds:.2f} s**. Low strength keeps the text; 1.0 forgets it.")
     return rows, info, Produced([reconstruction, *out.texts], torch.cat([original, out.latents]))
@@ -51,7 +53,7 @@ def build(pg: Playground, produced: gr.State) -> None:
         num = gr.Slider(1, lim.max_samples, value=4, step=1, label="Number of variations")
         steps = gr.Slider(1, lim.max_steps, value=100, step=1, label="Steps (at strength 1)")
     with gr.Row():
-        sampler = gr.Radio([(label, key) for key, label in SAMPLERS.items()], value="sde", label="Sampler")
+        sampler = gr.Radio([(label, key) for key, label in SAMPLER_LABELS.items()], value="sde", label="Sampler")
         seed = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed")
     run = gr.Button("Vary", variant="primary")
     info = gr.Markdown()

@@ -9,7 +9,10 @@ The pipeline in one screen (each name is a module here):
     schedule      tan-d noise schedule a(t), s(t), beta(t)
     sampling      Euler-Maruyama and DDIM samplers that yield every step; classifier-free guidance
     pipeline      CosmosPipeline: encode, decode, generate, trajectory, interpolate, vary
+                  (beside it: pipeline_folder, validation, prompts, detokenize, interpolation, outputs)
     checkpoint    safetensors + config.json folders, validated loading
+    projection    the latent map: a stored UMAP of reference latents, new points placed without a refit
+    card          a checkpoint's model-card facts as data
 """
 
 from .autoencoder import CosmosAutoencoder
@@ -17,14 +20,19 @@ from .checkpoint import CheckpointError
 from .config import (DEFAULT_ENCODER, AutoencoderConfig, ConfigError, DenoiserConfig, SamplingConfig,
                      ScheduleConfig)
 from .denoiser import CosmosDenoiser
+from .detokenize import join_wordpieces
 from .encoder import EncoderLoadError, FrozenEncoder
-from .pipeline import CosmosPipeline, GenerationOutput, InterpolationOutput, TextTruncatedWarning, TrajectoryStep
-from .sampling import SAMPLERS, Step, guided, sample_ddim, sample_euler_maruyama
+from .interpolation import INTERPOLATION_METHODS
+from .outputs import GenerationOutput, InterpolationOutput, PipelineSummary, TrajectoryStep
+from .pipeline import CosmosPipeline, vary_steps
+from .sampling import SAMPLER_LABELS, SAMPLERS, Step, guided, sample_ddim, sample_euler_maruyama
 from .schedule import TanDSchedule
+from .validation import TextTruncatedWarning
 
 __all__ = [
     "DEFAULT_ENCODER", "AutoencoderConfig", "CheckpointError", "ConfigError", "CosmosAutoencoder",
     "CosmosDenoiser", "CosmosPipeline", "DenoiserConfig", "EncoderLoadError", "FrozenEncoder",
-    "GenerationOutput", "InterpolationOutput", "SAMPLERS", "SamplingConfig", "ScheduleConfig", "Step",
-    "TanDSchedule", "TextTruncatedWarning", "TrajectoryStep", "guided", "sample_ddim", "sample_euler_maruyama",
+    "GenerationOutput", "INTERPOLATION_METHODS", "InterpolationOutput", "PipelineSummary", "SAMPLER_LABELS",
+    "SAMPLERS", "SamplingConfig", "ScheduleConfig", "Step",
+    "TanDSchedule", "TextTruncatedWarning", "TrajectoryStep", "guided", "sample_ddim", "sample_euler_maruyama", "join_wordpieces", "vary_steps",
 ]

@@ -28,6 +28,16 @@ class CheckpointError(RuntimeError):
     """A checkpoint folder is missing, corrupt, or does not match the code's expectations."""
 
 
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "assets" / "cosmos-cpu-small"
+"""The checkpoint this repository embeds: what the app and the benchmarks load unless told otherwise."""
+CHECKPOINT_ENV = "COSMOS_CHECKPOINT"
+
+
+def checkpoint_from_env(cli_value: str | None = None) -> str:
+    """The checkpoint to load: the CLI flag, else $COSMOS_CHECKPOINT, else the embedded default."""
+    return cli_value or os.environ.get(CHECKPOINT_ENV) or str(DEFAULT_CHECKPOINT)
+
+
 def resolve_pretrained(name_or_path: str | os.PathLike) -> Path:
     """A local folder as is; otherwise a Hugging Face hub repo id, downloaded (safetensors + json only)."""
     path = Path(name_or_path).expanduser()

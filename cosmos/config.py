@@ -272,7 +272,9 @@ class SamplingConfig:
     guidance_scale: float = 1.0
 
     def __post_init__(self) -> None:
-        _check(self.sampler in ("sde", "ddim"), f"sampler must be 'sde' or 'ddim', got {self.sampler!r}")
+        from .sampling import SAMPLERS   # sampling imports this module: the registry is read at check time
+        _check(self.sampler in SAMPLERS, f"sampler must be one of {' or '.join(map(repr, SAMPLERS))}, "
+                                         f"got {self.sampler!r}")
         _positive_int("steps", self.steps)
         _positive_int("batch_size", self.batch_size)
         _check(isinstance(self.t_end, (int, float)) and 0 < self.t_end < 1,

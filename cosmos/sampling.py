@@ -142,6 +142,10 @@ def invert_ddim(denoiser: Denoiser, schedule: TanDSchedule, z0: torch.Tensor, st
 
 
 SAMPLERS = {"sde": sample_euler_maruyama, "ddim": sample_ddim}
+"""The samplers by name: what ``SamplingConfig.sampler`` and every task's ``sampler=`` take."""
+
+SAMPLER_LABELS = {"sde": "SDE (Euler-Maruyama, the paper's default)", "ddim": "DDIM (deterministic)"}
+"""Each sampler's name as a person reads it (the app's choices)."""
 
 
 def get_sampler(name: str):

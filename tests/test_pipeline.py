@@ -36,7 +36,7 @@ def test_interpolation_paths(tiny_pipeline, method):
 
 
 def test_slerp_keeps_vector_norms_between_equal_norm_ends():
-    from cosmos.pipeline import slerp
+    from cosmos.interpolation import slerp
     a, b = torch.randn(3, 16), torch.randn(3, 16)
     b = b / b.norm(dim=-1, keepdim=True) * a.norm(dim=-1, keepdim=True)
     mid = slerp(a, b, 0.5)

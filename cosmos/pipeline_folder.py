@@ -1,0 +1,82 @@
+"""The pipeline folder format (``CosmosPipeline.save_pretrained`` / ``from_pretrained``), and its versions.
+
+    model_index.json            format version, schedule and sampler defaults, which components exist
+    autoencoder/config.json     + diffusion_pytorch_model.safetensors (feature stats, encoder id inside)
+    denoiser/config.json        + diffusion_pytorch_model.safetensors (latent stats inside); optional
+    card.json, README.md        the model card (``cosmos.card``), optional
+    latent_map/                 the stored UMAP of reference latents (``cosmos.projection``), optional
+
+diffusers keeps the same split: ``model_index.json`` names the components, each in its own folder.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .autoencoder import CosmosAutoencoder
+from .checkpoint import CheckpointError, load_component, read_json, save_component
+from .config import (FORMAT_VERSION, AutoencoderConfig, ConfigError, DenoiserConfig, SamplingConfig,
+                     ScheduleConfig, config_from_dict, to_dict)
+from .denoiser import CosmosDenoiser
+
+INDEX = "model_index.json"
+
+
+@dataclass
+class PipelineParts:
+    """What a pipeline folder holds, loaded and checked (the frozen encoder is loaded by name, not stored)."""
+
+    autoencoder: CosmosAutoencoder
+    denoiser: CosmosDenoiser | None
+    schedule: ScheduleConfig
+    sampling: SamplingConfig
+
+
+def _check_version(folder: Path, version) -> None:
+    if version != FORMAT_VERSION:
+        newer = isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION
+        action = ("update this code (`git pull`) to a version that reads it, or re-export the checkpoint "
+                  "with this version" if newer else "re-export it with this version (`python -m train.export`)")
+        raise CheckpointError(f"{folder} was written in checkpoint format {version!r}; this version of "
+                              f"cosmos reads format {FORMAT_VERSION}: {action}.")
+
+
+def read_pipeline_folder(folder: Path) -> PipelineParts:
+    """Load a pipeline folder's components; raises CheckpointError saying what is wrong."""
+    index = read_json(folder / INDEX, f"not a Cosmos pipeline folder (no {INDEX})")
+    _check_version(folder, index.get("format_version"))
+    sections = {name: index.get(name, {}) for name in ("schedule", "sampling", "components")}
+    wrong = [name for name, value in sections.items() if not isinstance(value, dict)]
+    if wrong:
+        raise CheckpointError(f"{folder / INDEX}: section(s) {wrong} must be JSON objects")
+    try:
+        schedule = config_from_dict(ScheduleConfig, sections["schedule"], where=f"{INDEX} schedule")
+        sampling = config_from_dict(SamplingConfig, sections["sampling"], where=f"{INDEX} sampling")
+    except (ConfigError, TypeError) as err:
+        raise CheckpointError(str(err)) from err
+    autoencoder = load_component(CosmosAutoencoder, AutoencoderConfig, folder / "autoencoder")
+    denoiser = None
+    if sections["components"].get("denoiser"):
+        denoiser = load_component(CosmosDenoiser, DenoiserConfig, folder / "denoiser")
+    return PipelineParts(autoencoder, denoiser, schedule, sampling)
+
+
+def write_pipeline_folder(folder: Path, parts: PipelineParts, class_name: str,
+                          dtype: torch.dtype | None = None) -> None:
+    """Write the components and ``model_index.json``; ``dtype=torch.float16`` halves the weights' size."""
+    folder.mkdir(parents=True, exist_ok=True)
+    save_component(parts.autoencoder, folder / "autoencoder", dtype=dtype)
+    if parts.denoiser is not None:
+        save_component(parts.denoiser, folder / "denoiser", dtype=dtype)
+    sampling = to_dict(parts.sampling)
+    if parts.denoiser is None or not parts.denoiser.cfg.conditional:
+        del sampling["guidance_scale"]   # the model_index.json of before prompts existed: older loaders read it
+    index = {"_class_name": class_name, "format_version": FORMAT_VERSION,
+             "components": {"autoencoder": "CosmosAutoencoder",
+                            "denoiser": "CosmosDenoiser" if parts.denoiser is not None else None},
+             "schedule": to_dict(parts.schedule), "sampling": sampling}
+    (folder / INDEX).write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
