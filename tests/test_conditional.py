@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 from cosmos import (CheckpointError, CosmosDenoiser, CosmosPipeline, SamplingConfig, TanDSchedule,
                     TextTruncatedWarning)
-from cosmos.card import ModelCard
+from cosmos.card import ModelCard, read_metrics_log
 from cosmos.checkpoint import save_component
 from cosmos.config import ConfigError, DenoiserConfig
 from cosmos.sampling import guided, sample_ddim
@@ -411,6 +411,8 @@ def test_conditional_training_end_to_end(tmp_path, story_files, tiny_encoder_dir
     model_card = ModelCard.load(out)
     assert [s.prompt for s in model_card.samples] == list(CARD_PROMPTS) and model_card.guidance_scale == 1.5
     assert model_card.stages[1].data[0].note == "source = first 1 sentence(s), target = the rest"
+    reused = read_metrics_log(tmp_path / "ae-run/autoencoder/metrics.jsonl")   # the reused autoencoder's training
+    assert [p.step for p in model_card.stages[0].curve] == [r["step"] for r in reused if r.get("event") == "eval"] != []
     assert card == model_card.to_markdown()
     pipe = CosmosPipeline.from_pretrained(out)
     assert pipe.supports_prompts and pipe.sampling.guidance_scale == 1.5 and pipe.denoiser.cfg.source_dim == D

@@ -99,8 +99,9 @@ def _limitations(in_domain: float, minutes: float, continued: bool) -> str:
 
 def build_card(out: Path, cfg: TrainConfig, pipe: CosmosPipeline, accuracy: dict, samples: list[Sample]) -> ModelCard:
     """The exported folder's model card: ``accuracy`` and ``samples`` measured on it, training from the metrics logs."""
+    # The log of the autoencoder the pipeline holds: this run's stage 1, or the run ``autoencoder_from`` names.
     ae_log = read_metrics_log(cfg.autoencoder_dir.parent / "metrics.jsonl")
-    dm_log = read_metrics_log(cfg.path / "diffusion" / "metrics.jsonl")
+    dm_log = read_metrics_log(cfg.diffusion_log)
     ae_cfg, den_cfg = pipe.autoencoder.cfg, pipe.denoiser.cfg
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     size_mb = sum(f.stat().st_size for f in out.rglob("*.safetensors") if "latent_map" not in f.parts) / 2 ** 20
@@ -160,7 +161,7 @@ def write_card(out: Path, card: ModelCard) -> None:
 
 
 def export(cfg: TrainConfig, out: Path, dtype: torch.dtype | None, max_windows: int, card: bool) -> Path:
-    source = cfg.path / "pipeline"
+    source = cfg.pipeline_dir
     if not (source / "model_index.json").is_file():
         raise CheckpointError(f"{source} has no trained pipeline: run the autoencoder, latent_stats and "
                               "diffusion stages first")
