@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 import train.autoencoder as ae_stage
+import train.loop as training_loop
 from cosmos import CosmosPipeline
 from cosmos.card import ModelCard, read_metrics_log
 from cosmos.config import ConfigError
@@ -99,7 +100,7 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path, data_files, tiny_enco
     train_autoencoder(straight)
 
     interrupted = load_config("tiny", _overrides(tmp_path / "resumed", data_files, tiny_encoder_dir, **extra))
-    real_set_lr, calls = ae_stage.set_lr, []
+    real_set_lr, calls = training_loop.set_lr, []
 
     def crash_at_step_4(optimizer, lr):
         calls.append(lr)
@@ -107,10 +108,10 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path, data_files, tiny_enco
             raise KeyboardInterrupt
         real_set_lr(optimizer, lr)
 
-    monkeypatch.setattr(ae_stage, "set_lr", crash_at_step_4)
+    monkeypatch.setattr(training_loop, "set_lr", crash_at_step_4)
     with pytest.raises(KeyboardInterrupt):
         train_autoencoder(interrupted)
-    monkeypatch.setattr(ae_stage, "set_lr", real_set_lr)
+    monkeypatch.setattr(training_loop, "set_lr", real_set_lr)
     assert json.loads((tmp_path / "resumed/autoencoder/state/state.json").read_text())["step"] == 3
     train_autoencoder(interrupted)
 

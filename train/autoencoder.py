@@ -11,12 +11,10 @@ Method: "Autoencoder training" (loss = CE + MSE alignment, augmentations, AdamW 
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from accelerate import Accelerator
 from tqdm.auto import tqdm
 
 from cosmos import CosmosAutoencoder, CosmosPipeline, FrozenEncoder
@@ -24,11 +22,11 @@ from cosmos.config import ConfigError
 from cosmos.metrics import token_accuracy
 from cosmos.normalization import MomentAccumulator
 
+from .cli import run_cli
 from .config import TrainConfig
 from .data import cached_features, encode_features, load_windows
-from .loop import (MetricsLog, Throughput, batch_indices, find_state, init_weights_from, load_state,
-                   machine_description, make_optimizer, save_atomic, save_state, set_lr, stage_fingerprint)
-from .cli import run_cli
+from .loop import (Stage, StepOutput, fresh_start, init_weights_from, run, save_atomic, stage_fingerprint,
+                   start_accelerator)
 
 
 @torch.inference_mode()
@@ -132,12 +130,9 @@ def train_autoencoder(cfg: TrainConfig, restart: bool = False, cpu: bool = False
                           "(diffusion_stage.autoencoder_from): there is none to train; go on with "
                           f"`python -m train.latent_stats --config {cfg.preset}`")
     stage = cfg.autoencoder_stage
-    out_dir = cfg.path / "autoencoder"
     cache_dir = cfg.cache_path
-    accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=cpu)
+    accelerator = start_accelerator(cfg, cpu)  # each process draws its own augmentation noise
     device = accelerator.device
-    rank = accelerator.process_index
-    torch.manual_seed(cfg.seed + rank)  # each process draws its own augmentation noise
 
     # 1. data: token windows (+ frozen features, computed once)
     encoder = FrozenEncoder.from_pretrained(cfg.autoencoder.encoder).to(device)
@@ -164,84 +159,55 @@ def train_autoencoder(cfg: TrainConfig, restart: bool = False, cpu: bool = False
     autoencoder.set_feature_stats(*feature_statistics(sample_features, train_windows[sample], pad))
     if vocab is not None:
         autoencoder.set_head_vocabulary(vocab)
-    saved = find_state(out_dir / "state")
-    if stage.init_from is not None and (saved is None or restart):  # a resumed run loads its own weights
+    fresh = fresh_start(cfg.autoencoder_stage_dir, restart)
+    if stage.init_from is not None and fresh:
         source = CosmosPipeline.from_pretrained(stage.init_from).autoencoder
         init_weights_from(autoencoder, source)
         print(f"autoencoder initialised from {stage.init_from}")
-    elif stage.probe_head and (saved is None or restart):  # a resumed run loads its trained head instead
+    elif stage.probe_head and fresh:
         probe = cached_probe_head(autoencoder, sample_features, train_windows[sample], cache_dir)
         print(f"output head initialised as a linear probe on the features: {probe:.3f} token accuracy")
     autoencoder.to(device)
-    optimizer = make_optimizer(autoencoder, stage.optim)
-
     stage_config = dataclasses.asdict(stage)
     if stage_config["init_from"] is None:  # unset: as states saved before the field existed
         stage_config.pop("init_from")
-    fingerprint = stage_fingerprint(cfg, autoencoder=cfg.autoencoder, stage=stage_config,
-                                    data=len(train_windows))
-    start = 0
-    if saved is not None and not restart:
-        start = load_state(saved, autoencoder, optimizer, fingerprint=fingerprint, rank=rank)["step"]
-        print(f"resuming autoencoder training at step {start}")
-    autoencoder, optimizer = accelerator.prepare(autoencoder, optimizer)
-    model = accelerator.unwrap_model(autoencoder)
-    log = MetricsLog(out_dir / "metrics.jsonl", start) if accelerator.is_main_process else None
-    if log is not None and start == 0:
-        n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-        log.write(step=0, event="start", preset=cfg.preset, machine=machine_description(),
-                  processes=accelerator.num_processes, train_windows=len(train_windows),
-                  val_windows=len(val_windows), trainable_params=n_params, head_vocab=model.cfg.output_vocab_size)
 
-    # 3. loop
-    optim, loop = stage.optim, stage.loop
-    speed, began = Throughput(), time.perf_counter() - 60 * (log.minutes_done if log else 0.0)
-    autoencoder.train()
-    bar = tqdm(range(start, optim.steps), initial=start, total=optim.steps, desc="autoencoder", unit="step")
-    for step in bar:
-        idx = batch_indices(len(train_windows), optim.batch_size, step, cfg.seed)
-        idx = idx[accelerator.process_index::accelerator.num_processes]  # this process's share
-        ids = train_windows[idx].to(device)
+    # 3. the loop: a batch is windows + their features; the loss is the autoencoder's (CE + MSE alignment)
+    def batch(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        ids = train_windows[idx].to(device)                                                   # (B, L)
         mask = ids != pad
-        feats = features[idx].to(device, torch.float32) if features is not None else encoder(ids, mask)
-        set_lr(optimizer, optim.lr_at(step))
-        with accelerator.autocast():
-            out = autoencoder(feats, mask, ids)
-        accelerator.backward(out.loss)
-        accelerator.clip_grad_norm_(autoencoder.parameters(), optim.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        speed.add(int(mask.sum()) * accelerator.num_processes)  # all processes' tokens
-        done = step + 1
-        if not accelerator.is_main_process:
-            continue
-        if done % loop.log_every == 0 or done == optim.steps:
-            record = dict(step=done, loss=out.loss.item(), ce=out.ce.item(), mse=out.mse.item(),
-                          accuracy=out.accuracy.item(), lr=optim.lr_at(step), tokens_per_s=round(speed.rate(), 1),
-                          minutes=round((time.perf_counter() - began) / 60, 3))
-            log.write(**record)
-            bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['accuracy']:.3f}")
-        if done % loop.eval_every == 0 or done == optim.steps:
-            val_acc = reconstruction_accuracy(model, encoder, val_windows, val_features)
-            model.eval()
-            with torch.inference_mode():
-                z = model.encode(val_features[:3].to(device, torch.float32), val_windows[:3].to(device) != pad)
-                texts = CosmosPipeline(encoder, model).to(device).decode(z)
-            model.train()
-            log.write(step=done, event="eval", val_accuracy=val_acc, reconstructions=texts,
-                      minutes=round((time.perf_counter() - began) / 60, 3))
-            tqdm.write(f"step {done}: held-out token accuracy {val_acc:.4f} | {texts[0][:80]!r}")
-        if done % loop.save_every == 0 or done == optim.steps:
-            save_state(out_dir / "state", done, model, optimizer, extra={"fingerprint": fingerprint})
+        feats = features[idx].to(device, torch.float32) if features is not None else encoder(ids, mask)  # (B, L, D)
+        return feats, mask, ids
 
-    # 4. an autoencoder-only pipeline folder for the next stages
-    pipeline_dir = out_dir / "pipeline"
-    accelerator.wait_for_everyone()
-    if not accelerator.is_main_process:
-        return pipeline_dir
-    CosmosPipeline(encoder, model.cpu(), schedule=cfg.schedule, sampling=cfg.sampling).save_pretrained(pipeline_dir)
-    print(f"autoencoder pipeline written to {pipeline_dir}")
-    return pipeline_dir
+    def loss(model: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> StepOutput:
+        feats, mask, ids = batch
+        out = model(feats, mask, ids)
+        return StepOutput(out.loss, {"ce": out.ce, "mse": out.mse, "accuracy": out.accuracy}, int(mask.sum()))
+
+    def evaluate() -> tuple[dict, str]:
+        val_acc = reconstruction_accuracy(autoencoder, encoder, val_windows, val_features)
+        autoencoder.eval()
+        with torch.inference_mode():
+            z = autoencoder.encode(val_features[:3].to(device, torch.float32), val_windows[:3].to(device) != pad)
+            texts = CosmosPipeline(encoder, autoencoder).to(device).decode(z)
+        autoencoder.train()
+        return ({"val_accuracy": val_acc, "reconstructions": texts},
+                f"held-out token accuracy {val_acc:.4f} | {texts[0][:80]!r}")
+
+    def save_artefacts() -> None:  # 4. an autoencoder-only pipeline folder for the next stages
+        pipe = CosmosPipeline(encoder, autoencoder.cpu(), schedule=cfg.schedule, sampling=cfg.sampling)
+        pipe.save_pretrained(cfg.autoencoder_dir)
+        print(f"autoencoder pipeline written to {cfg.autoencoder_dir}")
+
+    run(cfg, accelerator, Stage(
+        name="autoencoder", folder=cfg.autoencoder_stage_dir, log=cfg.autoencoder_log, model=autoencoder,
+        optim=stage.optim, loop=stage.loop, num_items=len(train_windows),
+        fingerprint=stage_fingerprint(cfg, autoencoder=cfg.autoencoder, stage=stage_config, data=len(train_windows)),
+        batch=batch, loss=loss, evaluate=evaluate, save_artefacts=save_artefacts,
+        start_record=dict(train_windows=len(train_windows), val_windows=len(val_windows),
+                          trainable_params=sum(p.numel() for p in autoencoder.parameters() if p.requires_grad),
+                          head_vocab=autoencoder.cfg.output_vocab_size)), restart)
+    return cfg.autoencoder_dir
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -16,14 +16,11 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from accelerate import Accelerator
 from safetensors.torch import load_file
-from tqdm.auto import tqdm
 
 from cosmos import CosmosDenoiser, CosmosPipeline, TanDSchedule
 from cosmos.checkpoint import CheckpointError
@@ -32,8 +29,8 @@ from cosmos.config import ConfigError
 from .cli import run_cli
 from .config import TrainConfig
 from .data import held_out_prompts
-from .loop import (EMA, MetricsLog, batch_indices, file_digest, find_state, init_weights_from, load_state,
-                   machine_description, make_optimizer, save_state, set_lr, stage_fingerprint)
+from .loop import (EMA, Stage, StepOutput, file_digest, fresh_start, init_weights_from, run, stage_fingerprint,
+                   start_accelerator)
 
 
 def denoising_loss(denoiser: CosmosDenoiser, schedule: TanDSchedule, z0: torch.Tensor, self_cond_prob: float,
@@ -110,16 +107,14 @@ def _fingerprint_configs(cfg: TrainConfig) -> dict[str, dict]:
 
 def train_diffusion(cfg: TrainConfig, restart: bool = False, cpu: bool = False) -> Path:
     stage = cfg.diffusion_stage
-    out_dir = cfg.path / "diffusion"
-    latent_dir = cfg.path / "latents"
+    latent_dir = cfg.latents_dir
     if not (latent_dir / "stats.safetensors").is_file():
         raise CheckpointError(f"{latent_dir} has no latents yet: run `python -m train.latent_stats --config "
                               f"{cfg.preset}` first")
-    accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=cpu)
+    accelerator = start_accelerator(cfg, cpu)  # each process draws its own t, noise and self-cond mask
     device = accelerator.device
-    rank = accelerator.process_index
-    torch.manual_seed(cfg.seed + rank)  # each process draws its own t, noise and self-cond mask
 
+    # 1. data: the latents (and prompts) of stage 2
     ae_pipe = CosmosPipeline.from_pretrained(cfg.autoencoder_dir)
     train_data = load_file(str(latent_dir / "train.safetensors"))
     val_data = {k: v[:stage.loop.eval_windows] for k, v in load_file(str(latent_dir / "validation.safetensors")).items()}
@@ -130,6 +125,7 @@ def train_diffusion(cfg: TrainConfig, restart: bool = False, cpu: bool = False) 
                               f"(diffusion_stage.pairs changed since): rerun `python -m train.latent_stats --config "
                               f"{cfg.preset}`")
 
+    # 2. model: the denoiser (from init_from, or fresh) with this run's latent statistics, and its EMA
     N, d = ae_pipe.latent_shape
     model_cfg = dataclasses.replace(cfg.denoiser, latent_dim=d, num_latents=N)
     if cfg.conditional:  # prompts are read through the autoencoder's frozen encoder
@@ -139,8 +135,7 @@ def train_diffusion(cfg: TrainConfig, restart: bool = False, cpu: bool = False) 
                               f"({width}) or be left unset")
         model_cfg = dataclasses.replace(model_cfg, source_dim=width)
     denoiser = CosmosDenoiser(model_cfg)
-    saved = find_state(out_dir / "state")
-    if stage.init_from is not None and (saved is None or restart):  # a resumed run loads its own weights
+    if stage.init_from is not None and fresh_start(cfg.diffusion_stage_dir, restart):
         source = CosmosPipeline.from_pretrained(stage.init_from).denoiser
         if source is None:
             raise CheckpointError(f"diffusion_stage.init_from: {stage.init_from} has no denoiser")
@@ -149,89 +144,60 @@ def train_diffusion(cfg: TrainConfig, restart: bool = False, cpu: bool = False) 
     denoiser.set_latent_stats(stats["mean"], stats["std"])
     denoiser.to(device)
     ema = EMA(denoiser, stage.ema_decay)
-    optimizer = make_optimizer(denoiser, stage.optim)
     schedule = TanDSchedule(cfg.schedule)
-
-    # the latents (and so the autoencoder) a saved state was trained on must be the current ones
-    fingerprint = stage_fingerprint(cfg, **_fingerprint_configs(cfg), schedule=cfg.schedule,
-                                    latent_stats=file_digest(latent_dir / "stats.safetensors"))
-    start = 0
-    if saved is not None and not restart:
-        start = load_state(saved, denoiser, optimizer, ema, fingerprint=fingerprint, rank=rank)["step"]
-        print(f"resuming diffusion training at step {start}")
-    model, optimizer = accelerator.prepare(denoiser, optimizer)
-    denoiser = accelerator.unwrap_model(model)
-    log = MetricsLog(out_dir / "metrics.jsonl", start) if accelerator.is_main_process else None
-    if log is not None and start == 0:
-        log.write(step=0, event="start", preset=cfg.preset, machine=machine_description(),
-                  processes=accelerator.num_processes, train_latents=len(train_latents),
-                  params=sum(p.numel() for p in denoiser.parameters()))
+    self_cond_prob = stage.self_cond_prob if denoiser.cfg.self_condition else 0.0
     z_val = denoiser.normalize(val_latents.to(device))
     val_source = (prompt_batch(ae_pipe, val_data["source_features"], val_data["source_ids"], device)
                   if cfg.conditional else (None, None))
     eval_prompts = held_out_prompts(stage.pairs, "validation", stage.sample_count) if cfg.conditional else None
 
-    optim, loop = stage.optim, stage.loop
-    self_cond_prob = stage.self_cond_prob if denoiser.cfg.self_condition else 0.0
-    began = time.perf_counter() - 60 * (log.minutes_done if log else 0.0)
-    last_log = time.perf_counter()
-    denoiser.train()
-    bar = tqdm(range(start, optim.steps), initial=start, total=optim.steps, desc="diffusion", unit="step")
-    for step in bar:
-        idx = batch_indices(len(train_latents), optim.batch_size, step, cfg.seed)
-        idx = idx[accelerator.process_index::accelerator.num_processes]  # this process's share
-        z0 = denoiser.normalize(train_latents[idx].to(device))
-        source, source_mask = (prompt_batch(ae_pipe, train_data["source_features"][idx],
-                                            train_data["source_ids"][idx], device) if cfg.conditional else (None, None))
-        set_lr(optimizer, optim.lr_at(step))
-        with accelerator.autocast():
-            loss = denoising_loss(model, schedule, z0, self_cond_prob, source=source, source_mask=source_mask,
-                                  source_drop_prob=stage.source_drop_prob)
-        accelerator.backward(loss)
-        accelerator.clip_grad_norm_(model.parameters(), optim.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        ema.update(denoiser)
-        done = step + 1
-        if not accelerator.is_main_process:
-            continue
-        if done % loop.log_every == 0 or done == optim.steps:
-            now = time.perf_counter()
-            log.write(step=done, loss=loss.item(), lr=optim.lr_at(step),  # global batch: all processes
-                      samples_per_s=round(loop.log_every * optim.batch_size / max(now - last_log, 1e-9), 1),
-                      minutes=round((now - began) / 60, 3))
-            last_log = now
-            bar.set_postfix(loss=f"{loss.item():.4f}")
-        if done % loop.eval_every == 0 or done == optim.steps:
-            ema_denoiser = copy.deepcopy(denoiser).eval()
-            ema.copy_to(ema_denoiser)
-            sampler_pipe = CosmosPipeline(ae_pipe.encoder, ae_pipe.autoencoder, ema_denoiser.cpu(), cfg.schedule,
-                                          cfg.sampling)
-            steps = min(cfg.sampling.steps, 50)
-            if eval_prompts:  # one continuation per held-out prompt, logged with it
-                texts = sampler_pipe.generate(prompt=eval_prompts, steps=steps, seed=0).texts
-                samples = [{"prompt": p, "sample": s} for p, s in zip(eval_prompts, texts)]
-            else:
-                texts = sampler_pipe.generate(stage.sample_count, steps=steps, seed=0).texts
-                samples = texts
-            record = dict(step=done, event="eval", val_loss=validation_loss(denoiser, schedule, z_val, *val_source),
-                          ema_val_loss=validation_loss(ema_denoiser.to(device), schedule, z_val, *val_source),
-                          samples=samples, minutes=round((time.perf_counter() - began) / 60, 3))
-            log.write(**record)
-            tqdm.write(f"step {done}: val loss {record['val_loss']:.4f} (EMA {record['ema_val_loss']:.4f}) | "
-                       f"{texts[0][:80]!r}")
-        if done % loop.save_every == 0 or done == optim.steps:
-            save_state(out_dir / "state", done, denoiser, optimizer, ema, extra={"fingerprint": fingerprint})
+    # 3. the loop: a batch is normalised latents (+ prompts); the loss is x0 MSE at random times
+    def batch(idx: torch.Tensor):
+        z0 = denoiser.normalize(train_latents[idx].to(device))                               # (B, N, d)
+        source = (prompt_batch(ae_pipe, train_data["source_features"][idx], train_data["source_ids"][idx], device)
+                  if cfg.conditional else (None, None))
+        return z0, source
 
-    pipeline_dir = cfg.path / "pipeline"
-    accelerator.wait_for_everyone()
-    if not accelerator.is_main_process:
-        return pipeline_dir
-    final = copy.deepcopy(denoiser).cpu()
-    ema.copy_to(final)
-    CosmosPipeline(ae_pipe.encoder, ae_pipe.autoencoder, final, cfg.schedule, cfg.sampling).save_pretrained(pipeline_dir)
-    print(f"pipeline (EMA denoiser) written to {pipeline_dir}")
-    return pipeline_dir
+    def loss(model: torch.nn.Module, batch) -> StepOutput:
+        z0, (source, source_mask) = batch
+        value = denoising_loss(model, schedule, z0, self_cond_prob, source=source, source_mask=source_mask,
+                               source_drop_prob=stage.source_drop_prob)
+        return StepOutput(value, {}, len(z0))
+
+    def evaluate() -> tuple[dict, str]:
+        ema_denoiser = copy.deepcopy(denoiser).eval()
+        ema.copy_to(ema_denoiser)
+        sampler_pipe = CosmosPipeline(ae_pipe.encoder, ae_pipe.autoencoder, ema_denoiser.cpu(), cfg.schedule,
+                                      cfg.sampling)
+        steps = min(cfg.sampling.steps, 50)
+        if eval_prompts:  # one continuation per held-out prompt, logged with it
+            texts = sampler_pipe.generate(prompt=eval_prompts, steps=steps, seed=0).texts
+            samples = [{"prompt": p, "sample": s} for p, s in zip(eval_prompts, texts)]
+        else:
+            texts = sampler_pipe.generate(stage.sample_count, steps=steps, seed=0).texts
+            samples = texts
+        fields = dict(val_loss=validation_loss(denoiser, schedule, z_val, *val_source),
+                      ema_val_loss=validation_loss(ema_denoiser.to(device), schedule, z_val, *val_source),
+                      samples=samples)
+        return fields, f"val loss {fields['val_loss']:.4f} (EMA {fields['ema_val_loss']:.4f}) | {texts[0][:80]!r}"
+
+    def save_artefacts() -> None:  # 4. the complete pipeline, with the EMA weights
+        final = copy.deepcopy(denoiser).cpu()
+        ema.copy_to(final)
+        pipe = CosmosPipeline(ae_pipe.encoder, ae_pipe.autoencoder, final, cfg.schedule, cfg.sampling)
+        pipe.save_pretrained(cfg.pipeline_dir)
+        print(f"pipeline (EMA denoiser) written to {cfg.pipeline_dir}")
+
+    # the latents (and so the autoencoder) a saved state was trained on must be the current ones
+    fingerprint = stage_fingerprint(cfg, **_fingerprint_configs(cfg), schedule=cfg.schedule,
+                                    latent_stats=file_digest(latent_dir / "stats.safetensors"))
+    run(cfg, accelerator, Stage(
+        name="diffusion", folder=cfg.diffusion_stage_dir, log=cfg.diffusion_log, model=denoiser,
+        optim=stage.optim, loop=stage.loop, num_items=len(train_latents), fingerprint=fingerprint,
+        batch=batch, loss=loss, evaluate=evaluate, save_artefacts=save_artefacts, ema=ema, rate="samples_per_s",
+        start_record=dict(train_latents=len(train_latents), params=sum(p.numel() for p in denoiser.parameters()))),
+        restart)
+    return cfg.pipeline_dir
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,4 +1,16 @@
-"""What both training stages share: batch order, optimiser, resumable state, EMA, metrics log.
+"""The one training loop every stage runs, and what it rests on: batch order, optimiser, resumable
+state, EMA, metrics log.
+
+A stage (``train.autoencoder``, ``train.diffusion``, ``train.ar``) builds its data and model, then hands
+the loop a :class:`Stage`: the model, how many training examples there are, and four functions: its
+``batch`` (indices -> tensors), its ``loss`` on a batch, its ``evaluate`` and its ``save_artefacts``.
+:func:`run` is the loop, read top to bottom (nanoGPT's ``train.py``)::
+
+    resume     the saved state (weights, AdamW moments, EMA, RNG), if it was made for this config and inputs
+    for step:  batch = stage.batch(batch_indices(step));  lr = optim.lr_at(step)
+               loss = stage.loss(model, batch) under autocast; backward; clip; AdamW step; EMA update
+               every log_every: a metrics line | eval_every: stage.evaluate() | save_every: the state
+    then       stage.save_artefacts(): what the next stage reads (a pipeline folder, a model folder)
 
 Resumable state is safetensors + JSON (no pickle): model (and EMA) weights, the AdamW moments,
 the RNG states and a fingerprint of the config and inputs, written atomically every ``save_every``
@@ -13,15 +25,120 @@ import json
 import os
 import shutil
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, NamedTuple
 
 import torch
+from accelerate import Accelerator
 from safetensors.torch import load_file, load_model, save_file, save_model
+from tqdm.auto import tqdm
 
-from .config import OptimConfig
+from .config import LoopConfig, OptimConfig, TrainConfig
 
 
+class StepOutput(NamedTuple):
+    """What a stage's ``loss`` returns for one batch."""
+
+    loss: torch.Tensor               # scalar, backpropagated
+    logged: dict[str, torch.Tensor]  # more scalars for the metrics line, after ``loss`` (e.g. ce, mse, accuracy)
+    count: int                       # what this process's batch adds to the throughput (tokens or samples)
+
+
+@dataclass
+class Stage:
+    """A training stage as the loop sees it. The functions close over the stage's data and model."""
+
+    name: str                        # "autoencoder" | "diffusion" | "AR": messages, progress bar
+    folder: Path                     # the stage folder: its resumable state is ``folder/state``
+    log: Path                        # its metrics.jsonl
+    model: torch.nn.Module           # on the device, initialised (fresh, init_from or probe head)
+    optim: OptimConfig
+    loop: LoopConfig
+    num_items: int                   # training examples the batch order walks
+    fingerprint: dict[str, Any]      # what a saved state must have been made with to be resumed
+    batch: Callable[[torch.Tensor], Any]                 # indices (b,) -> this process's batch, on the device
+    loss: Callable[[torch.nn.Module, Any], StepOutput]   # (prepared model, batch) -> loss, logged, count
+    evaluate: Callable[[], tuple[dict[str, Any], str]]   # -> fields of the eval record, a one-line summary
+    save_artefacts: Callable[[], None]                   # after the last step, on the main process
+    start_record: dict[str, Any] = field(default_factory=dict)  # more fields of the step-0 "start" record
+    ema: EMA | None = None           # updated after every optimiser step, saved with the state
+    rate: str = "tokens_per_s"       # the metrics line's throughput key: what StepOutput.count counts, per second
+
+
+def start_accelerator(cfg: TrainConfig, cpu: bool = False) -> Accelerator:
+    """The stage's Accelerator, torch seeded with (seed + rank) before the stage builds its model:
+    each process draws its own noise (augmentations, diffusion times, dropout)."""
+    accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=cpu)
+    torch.manual_seed(cfg.seed + accelerator.process_index)
+    return accelerator
+
+
+def fresh_start(folder: Path, restart: bool) -> bool:
+    """True when the stage in ``folder`` starts at step 0 (no saved state, or ``--restart``): only then
+    does it initialise its model from ``init_from`` or a probe head (a resumed run loads its own weights)."""
+    return restart or find_state(folder / "state") is None
+
+
+def run(cfg: TrainConfig, accelerator: Accelerator, stage: Stage, restart: bool = False) -> None:
+    """Train ``stage`` up to ``stage.optim.steps`` steps, from its saved state unless ``restart``; then
+    ``stage.save_artefacts()``. Logs, evaluates and saves on the main process only."""
+    optim, loop, rank = stage.optim, stage.loop, accelerator.process_index
+
+    # 1. the optimiser, and the saved state if there is one (made for this config and these inputs)
+    optimizer = make_optimizer(stage.model, optim)
+    saved, start = find_state(stage.folder / "state"), 0
+    if saved is not None and not restart:
+        start = load_state(saved, stage.model, optimizer, stage.ema, fingerprint=stage.fingerprint, rank=rank)["step"]
+        print(f"resuming {stage.name} training at step {start}")
+    model, optimizer = accelerator.prepare(stage.model, optimizer)   # model: wrapped when several processes run
+    log = MetricsLog(stage.log, start) if accelerator.is_main_process else None
+    if log is not None and start == 0:
+        log.write(step=0, event="start", preset=cfg.preset, machine=machine_description(),
+                  processes=accelerator.num_processes, **stage.start_record)
+
+    # 2. the loop
+    speed, began = Throughput(), time.perf_counter() - 60 * (log.minutes_done if log else 0.0)
+    minutes = lambda: round((time.perf_counter() - began) / 60, 3)  # noqa: E731  (wall time, across resumes)
+    model.train()
+    bar = tqdm(range(start, optim.steps), initial=start, total=optim.steps, desc=stage.name.lower(), unit="step")
+    for step in bar:
+        idx = batch_indices(stage.num_items, optim.batch_size, step, cfg.seed)
+        batch = stage.batch(idx[rank::accelerator.num_processes])   # this process's share
+        set_lr(optimizer, optim.lr_at(step))
+        with accelerator.autocast():
+            out = stage.loss(model, batch)
+        accelerator.backward(out.loss)
+        accelerator.clip_grad_norm_(model.parameters(), optim.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if stage.ema is not None:
+            stage.ema.update(stage.model)
+        speed.add(out.count * accelerator.num_processes)            # all processes'
+        done = step + 1
+        if not accelerator.is_main_process:
+            continue
+        if done % loop.log_every == 0 or done == optim.steps:
+            record = dict(step=done, loss=out.loss.item(), **{k: v.item() for k, v in out.logged.items()},
+                          lr=optim.lr_at(step), **{stage.rate: round(speed.rate(), 1)}, minutes=minutes())
+            log.write(**record)
+            bar.set_postfix(loss=f"{record['loss']:.4f}",
+                            **({"acc": f"{record['accuracy']:.3f}"} if "accuracy" in record else {}))
+        if done % loop.eval_every == 0 or done == optim.steps:
+            fields, summary = stage.evaluate()
+            log.write(step=done, event="eval", **fields, minutes=minutes())
+            tqdm.write(f"step {done}: {summary}")
+        if done % loop.save_every == 0 or done == optim.steps:
+            save_state(stage.folder / "state", done, stage.model, optimizer, stage.ema,
+                       extra={"fingerprint": stage.fingerprint})
+
+    # 3. what the stage leaves for the next
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        stage.save_artefacts()
+
+
+# --- the loop's parts ---------------------------------------------------------------------------
 def batch_indices(num_items: int, batch_size: int, step: int, seed: int) -> torch.Tensor:
     """Indices of the batch at ``step``: epoch e walks a permutation seeded by (seed, e)."""
     per_epoch = max(1, num_items // batch_size)
