@@ -88,7 +88,7 @@ def direct_calls(checkpoint: str, repeats: int) -> dict[str, list[float]]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from app.context import checkpoint_from_env
+    from cosmos.checkpoint import checkpoint_from_env
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", default=None, help="folder or hub id (default: the embedded one)")

@@ -118,7 +118,7 @@ def evaluate(pipe: CosmosPipeline, pairs: list[tuple[str, str]], *, scales: list
              steps: int | None) -> dict:
     """Every guidance scale over ``seeds`` seeds: F1, its shuffled-prompt control, diversity, seconds."""
     prompts, references = [p for p, _ in pairs], [r for _, r in pairs]
-    L, encoder = pipe.max_length, pipe.encoder
+    L, encoder = pipe.max_length, FrozenEncoder.from_pretrained(pipe.summary().encoder)   # the scorer's own copy
     shuffled = [references[j] for j in derangement(len(references), PAIR_SEED)]
     rows = []
     for scale in scales:
@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> dict:
     result = {"pipeline": args.pipeline, "settings": {
         "prompts": len(pairs), "seeds": args.seeds, "steps": args.steps, "scales": args.scales,
         "default_guidance_scale": pipe.sampling.guidance_scale, "max_length": pipe.max_length,
-        "encoder": pipe.encoder.name_or_path, "pair_seed": PAIR_SEED, "torch_threads": torch.get_num_threads()},
+        "encoder": pipe.summary().encoder, "pair_seed": PAIR_SEED, "torch_threads": torch.get_num_threads()},
         "minutes": round((time.perf_counter() - started) / 60, 2), **result}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from cosmos import CosmosPipeline
-from cosmos.projection import LatentMap, _features, _fit_umap, autoencoder_fingerprint
+from cosmos.projection import LatentMap, fit_umap, flat_latents
 
 HELD_OUT = "../shared/data/public-domain-prose/validation.jsonl"
 
@@ -57,10 +57,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     pipe = CosmosPipeline.from_pretrained(args.pipeline)
-    fingerprint = autoencoder_fingerprint(pipe.autoencoder)
+    fingerprint = pipe.fingerprint                     # computed once, outside the timed loops
     stored = LatentMap.load(args.pipeline, fingerprint=fingerprint)
     queries = {"held-out prose": pipe.encode(held_out_texts(args.texts, args.count))}
-    if pipe.denoiser is not None and args.samples:
+    if pipe.can_generate and args.samples:
         queries["model samples"] = pipe.generate(args.samples, seed=1234).latents
 
     # 1.-2. a fresh fit on this machine, and both placements on its coordinates
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     for _ in range(args.repeats):
         start = time.perf_counter()
         lmap = LatentMap.load(args.pipeline, fingerprint=fingerprint)
-        reducer = _fit_umap(_features(lmap.latents), lmap.settings)
+        reducer = fit_umap(flat_latents(lmap.latents), lmap.settings)
         refit_s.append(time.perf_counter() - start)
         start = time.perf_counter()
         LatentMap.load(args.pipeline, fingerprint=fingerprint).transform(queries["held-out prose"][:1])
@@ -79,10 +79,10 @@ def main(argv: list[str] | None = None) -> None:
     gaps = {}
     for name, latents in queries.items():
         reducer.transform_seed = 42                                   # umap-learn's default
-        theirs = np.asarray(reducer.transform(_features(latents)), dtype=np.float32)
+        theirs = np.asarray(reducer.transform(flat_latents(latents)), dtype=np.float32)
         reducer.transform_seed = 7
         placements = {"ours": on_refit.transform(latents), "ours_start_only": on_refit.transform(latents, refine_epochs=0),
-                      "umap_other_seed": np.asarray(reducer.transform(_features(latents)), dtype=np.float32)}
+                      "umap_other_seed": np.asarray(reducer.transform(flat_latents(latents)), dtype=np.float32)}
         gaps[name] = {"points": len(theirs)}
         for way, coords in placements.items():
             gap = np.linalg.norm(coords - theirs, axis=1)

@@ -127,7 +127,7 @@ def run_load(url: str, pid: int, clients: int, requests: int, duration: float) -
 
 
 def main(argv: list[str] | None = None) -> None:
-    from app.context import checkpoint_from_env
+    from cosmos.checkpoint import checkpoint_from_env
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", default=None)

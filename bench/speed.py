@@ -1,17 +1,18 @@
 """Generation speed on this CPU: latency of ``CosmosPipeline.generate``, split into denoiser and decoder.
 
 For every (batch, steps) pair it times ``pipe.generate(batch, steps, sampler, seed)`` end to end
-(1 warmup, then the median of ``--repeats`` runs) and splits the time into
+(1 warmup, then the median of ``--repeats`` runs) and splits the time with generate's own
+``progress(done, total)`` callback, which fires after every sampler step:
 
-    denoiser ms   wall time inside the denoiser's forward calls (``steps`` calls per generate)
-    decoder ms    wall time inside ``pipe.decode``: one decoder pass + argmax + detokenise
-    other ms      the rest: prior noise, sampler arithmetic and noise draws, denormalise
+    sampling ms   start -> the last step's callback: prior noise + ``steps`` sampler steps (denoiser forwards,
+                  sampler arithmetic, noise draws)
+    decode ms     the last step's callback -> return: denormalise, one decoder pass, argmax, detokenise
 
-It counts the FLOPs of one denoiser forward and one decoder pass at that batch with
-``torch.utils.flop_counter.FlopCounterMode`` (attention through the math SDPA kernel, so its two
-matmuls are counted too), so one generate costs ``steps x denoiser + decoder`` FLOPs, and compares
+It counts FLOPs with ``torch.utils.flop_counter.FlopCounterMode`` (attention through the math SDPA kernel,
+so its two matmuls are counted too): one decoder pass (``pipe.decode``) and one generate of a single step,
+whose difference is one sampler step, so one generate costs ``steps x step + decode`` FLOPs; it compares
 the achieved rate with this machine's fp32 matmul rate, measured in the same run at the same
-thread count (median of timed ``n x n`` matmuls, 2 n^3 FLOPs each).
+thread count (median of timed ``n x n`` matmuls, 2 n^3 FLOPs each). Only the pipeline's public API is used.
 
     python -m bench.speed --pipeline assets/cosmos-cpu-small # a trained pipeline folder
     python -m bench.speed --build-default --repeats 3        # untrained default architecture
@@ -55,29 +56,9 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from cosmos import AutoencoderConfig, CosmosPipeline, DenoiserConfig
-from cosmos.config import to_dict
-from cosmos.sampling import SAMPLERS
+from cosmos import SAMPLERS, AutoencoderConfig, CosmosPipeline, DenoiserConfig, FrozenEncoder
 
 DEFAULT_PIPELINE = "assets/cosmos-cpu-small"  # the embedded default checkpoint
-
-
-class CallTimer:
-    """Wraps a callable and accumulates the wall time spent inside it."""
-
-    def __init__(self, fn):
-        self.fn, self.seconds, self.calls = fn, 0.0, 0
-
-    def __call__(self, *args, **kwargs):
-        t0 = time.perf_counter()
-        try:
-            return self.fn(*args, **kwargs)
-        finally:
-            self.seconds += time.perf_counter() - t0
-            self.calls += 1
-
-    def reset(self) -> None:
-        self.seconds, self.calls = 0.0, 0
 
 
 def count_flops(fn) -> int:
@@ -98,10 +79,6 @@ def matmul_rate(n: int, repeats: int = 7) -> dict:
         times.append(time.perf_counter() - t0)
     return {"n": n, "repeats": repeats, "seconds": times,
             "gflops": 2 * n ** 3 / statistics.median(times) / 1e9}
-
-
-def num_params(module: torch.nn.Module | None) -> int:
-    return 0 if module is None else sum(p.numel() for p in module.parameters())
 
 
 def cpu_model() -> str:
@@ -127,24 +104,30 @@ def load_pipeline(args) -> tuple[CosmosPipeline, str]:
     return CosmosPipeline.from_pretrained(folder), f"checkpoint {folder.resolve()}"
 
 
-def bench(pipe: CosmosPipeline, denoiser_timer: CallTimer, decode_timer: CallTimer, batch: int, steps: int,
-          sampler: str, repeats: int) -> dict:
-    """1 warmup + ``repeats`` timed generate() calls; medians of total, denoiser and decoder time (s)."""
+def bench(pipe: CosmosPipeline, batch: int, steps: int, sampler: str, repeats: int) -> dict:
+    """1 warmup + ``repeats`` timed generate() calls; medians of total, sampling and decode time (s)."""
     runs = []
     for r in range(repeats + 1):
-        denoiser_timer.reset()
-        decode_timer.reset()
+        marks: list[float] = []
         t0 = time.perf_counter()
         with torch.inference_mode():
-            pipe.generate(batch, steps=steps, sampler=sampler, seed=r)
-        total = time.perf_counter() - t0
-        if denoiser_timer.calls != steps or decode_timer.calls != 1:  # the wrappers must see every call
-            raise RuntimeError(f"timed {denoiser_timer.calls} denoiser / {decode_timer.calls} decode calls, "
-                               f"expected {steps} / 1: the split would be wrong")
+            pipe.generate(batch, steps=steps, sampler=sampler, seed=r,
+                          progress=lambda done, total: marks.append(time.perf_counter()))
+        end = time.perf_counter()
+        if len(marks) != steps:  # one generate = one batch chunk: a mark per step
+            raise RuntimeError(f"saw {len(marks)} step callbacks, expected {steps}: the split would be wrong")
         if r > 0:  # run 0 is the warmup
-            runs.append({"total": total, "denoiser": denoiser_timer.seconds, "decoder": decode_timer.seconds})
+            runs.append({"total": end - t0, "sampling": marks[-1] - t0, "decode": end - marks[-1]})
     median = {k: statistics.median(run[k] for run in runs) for k in runs[0]}
     return {"median": median, "runs": runs}
+
+
+def generate_flops(pipe: CosmosPipeline, batch: int, sampler: str) -> dict[str, int]:
+    """FLOPs of one sampler step and of one decode at ``batch`` (public API: a 1-step generate minus a decode)."""
+    latents = pipe.generate(batch, steps=1, sampler=sampler, seed=0).latents         # (B, N, d)
+    one_step = count_flops(lambda: pipe.generate(batch, steps=1, sampler=sampler, seed=0))
+    decode = count_flops(lambda: pipe.decode(latents))
+    return {"step": one_step - decode, "decode": decode}
 
 
 AR_VOCAB = 15117  # rows of the trained models' output layers (tokens seen in cpu-small's training data)
@@ -175,7 +158,8 @@ def build_family_pair(length: int):
     pipe = CosmosPipeline.build(ae, dn, sampling=cosmos_cfg.sampling)
     arch = dataclasses.replace(ar_cfg.ar, max_positions=max(length, ar_cfg.ar.max_positions))
     vocab = torch.arange(AR_VOCAB)  # any AR_VOCAB ids that include the specials: the cost is the same
-    lm = ArLanguageModel.build(arch, vocab, pipe.encoder, ar_cfg.autoencoder.encoder, length)
+    lm = ArLanguageModel.build(arch, vocab, FrozenEncoder.from_pretrained(ar_cfg.autoencoder.encoder),
+                               ar_cfg.autoencoder.encoder, length)
     return pipe, lm
 
 
@@ -187,8 +171,8 @@ def compare_with_ar(lengths: list[int], batches: list[int], steps_list: list[int
     for L in lengths:
         pipe, lm = build_family_pair(L)
         pipe.sampling = dataclasses.replace(pipe.sampling, batch_size=max(batches))
-        params = {"cosmos_denoiser": num_params(pipe.denoiser),
-                  "cosmos_decoder_and_head": num_params(pipe.autoencoder.decoder) + num_params(pipe.autoencoder.head),
+        counts = pipe.summary().parameters
+        params = {"cosmos_denoiser": counts["denoiser"], "cosmos_decoder_and_head": counts["decoder"] + counts["head"],
                   "ar": lm.num_parameters()}
         for B in batches:
             ar_s, ar_runs = median_seconds(lambda r: lm.generate_ids(B, L, seed=r, stop_at_sep=False), repeats)
@@ -258,44 +242,33 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     pipe, source = load_pipeline(args)
-    if pipe.denoiser is None:
+    if not pipe.can_generate:
         sys.exit(f"error: {source} has no denoiser (autoencoder-only checkpoint); nothing to generate with")
     # One generate = one batch: no chunking, so FLOPs per call are those of a batch-B forward.
     pipe.sampling = dataclasses.replace(pipe.sampling, batch_size=max(pipe.sampling.batch_size, *args.batches))
-    ae, dn = pipe.autoencoder.cfg, pipe.denoiser.cfg
-    N, d = pipe.latent_shape
+    summary = pipe.summary()
+    counts = summary.parameters
 
     # 1. the machine's matmul rate, at the thread count used below
     peak = matmul_rate(args.matmul_size)
 
-    # 2. FLOPs of one denoiser forward and one decoder pass (+ head) per batch size
-    flops = {}
-    for B in args.batches:
-        z = torch.randn(B, N, d)
-        flops[B] = {"denoiser": count_flops(lambda: pipe.denoiser(z, torch.full((B,), 0.5), torch.zeros_like(z))),
-                    "decoder": count_flops(lambda: pipe.autoencoder.decode(z))}
-
-    # 3. time generate(), with the denoiser's forward and pipe.decode wrapped by timers
-    denoiser_timer = CallTimer(pipe.denoiser.forward)
-    decode_timer = CallTimer(pipe.decode)
-    pipe.denoiser.forward = denoiser_timer  # nn.Module.__call__ looks up self.forward
-    pipe.decode = decode_timer              # generate() calls self.decode(latents)
+    # 2. FLOPs of one sampler step and one decode per batch size
+    flops = {B: generate_flops(pipe, B, args.sampler) for B in args.batches}
 
     print(f"pipeline : {source}")
-    print(f"model    : denoiser {dn.num_layers} layers x width {dn.latent_dim} on N={N} latents "
-          f"({num_params(pipe.denoiser) / 1e6:.1f}M params); decoder {ae.decoder_layers} layers x width "
-          f"{ae.width} on L={ae.max_length} tokens + head to {ae.output_vocab_size} tokens "
-          f"({(num_params(pipe.autoencoder.decoder) + num_params(pipe.autoencoder.head)) / 1e6:.1f}M params)")
+    print(f"model    : denoiser {summary.denoiser} on N={summary.num_latents} latents "
+          f"({counts['denoiser'] / 1e6:.1f}M params); decoder + head on L={summary.max_length} tokens "
+          f"({(counts['decoder'] + counts['head']) / 1e6:.1f}M params): {summary.autoencoder}")
     print(f"machine  : {cpu_model()}, {os.cpu_count()} CPUs, torch {torch.__version__} with "
           f"{torch.get_num_threads()} threads; fp32 matmul {args.matmul_size}^2: {peak['gflops']:.1f} GFLOP/s")
     print(f"sampler  : {args.sampler}; median of {args.repeats} runs after 1 warmup; "
-          "ms/step = (total - decoder) / steps; GFLOP/call = steps x denoiser + decoder")
+          "ms/step = sampling / steps; GFLOP/call = steps x step + decode")
     print(f"load     : 1-min load average {load_before:.2f} before starting"
           + (" -- other processes are busy: latencies may be inflated" if load_before > 0.5 else ""))
     for B in args.batches:
-        print(f"flops    : batch {B}: denoiser {flops[B]['denoiser'] / 1e9:.3f} GFLOP/forward, "
-              f"decoder {flops[B]['decoder'] / 1e9:.3f} GFLOP/pass")
-    header = (f"{'batch':>5} {'steps':>5} {'total ms':>9} {'denoiser ms':>11} {'decoder ms':>10} {'other ms':>8} "
+        print(f"flops    : batch {B}: {flops[B]['step'] / 1e9:.3f} GFLOP/step, "
+              f"decode {flops[B]['decode'] / 1e9:.3f} GFLOP")
+    header = (f"{'batch':>5} {'steps':>5} {'total ms':>9} {'sampling ms':>11} {'decode ms':>10} "
               f"{'ms/step':>7} {'samples/s':>9} {'GFLOP/call':>10} {'GFLOP/s':>8} {'% peak':>6}")
     print()
     print(header)
@@ -304,28 +277,27 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for B in args.batches:
         for steps in args.steps:
-            result = bench(pipe, denoiser_timer, decode_timer, B, steps, args.sampler, args.repeats)
+            result = bench(pipe, B, steps, args.sampler, args.repeats)
             m = result["median"]
-            total_flops = steps * flops[B]["denoiser"] + flops[B]["decoder"]
+            total_flops = steps * flops[B]["step"] + flops[B]["decode"]
             achieved = total_flops / m["total"] / 1e9
             row = {
                 "batch": B, "steps": steps,
-                "total_ms": 1e3 * m["total"], "denoiser_ms": 1e3 * m["denoiser"], "decoder_ms": 1e3 * m["decoder"],
-                "other_ms": 1e3 * (m["total"] - m["denoiser"] - m["decoder"]),
-                "ms_per_step": 1e3 * (m["total"] - m["decoder"]) / steps,
+                "total_ms": 1e3 * m["total"], "sampling_ms": 1e3 * m["sampling"], "decode_ms": 1e3 * m["decode"],
+                "ms_per_step": 1e3 * m["sampling"] / steps,
                 "samples_per_s": B / m["total"],
-                "denoiser_gflop_per_forward": flops[B]["denoiser"] / 1e9,
-                "decoder_gflop_per_pass": flops[B]["decoder"] / 1e9,
+                "gflop_per_step": flops[B]["step"] / 1e9,
+                "decode_gflop": flops[B]["decode"] / 1e9,
                 "gflop_per_call": total_flops / 1e9,
                 "achieved_gflops": achieved,
-                "denoiser_achieved_gflops": steps * flops[B]["denoiser"] / m["denoiser"] / 1e9,
-                "decoder_achieved_gflops": flops[B]["decoder"] / m["decoder"] / 1e9,
+                "sampling_achieved_gflops": steps * flops[B]["step"] / m["sampling"] / 1e9,
+                "decode_achieved_gflops": flops[B]["decode"] / m["decode"] / 1e9,
                 "fraction_of_matmul_peak": achieved / peak["gflops"],
                 "runs_s": result["runs"],
             }
             rows.append(row)
-            print(f"{B:>5} {steps:>5} {row['total_ms']:>9.1f} {row['denoiser_ms']:>11.1f} {row['decoder_ms']:>10.1f} "
-                  f"{row['other_ms']:>8.1f} {row['ms_per_step']:>7.2f} {row['samples_per_s']:>9.2f} "
+            print(f"{B:>5} {steps:>5} {row['total_ms']:>9.1f} {row['sampling_ms']:>11.1f} {row['decode_ms']:>10.1f} "
+                  f"{row['ms_per_step']:>7.2f} {row['samples_per_s']:>9.2f} "
                   f"{row['gflop_per_call']:>10.2f} {achieved:>8.1f} {100 * row['fraction_of_matmul_peak']:>5.1f}%",
                   flush=True)
 
@@ -343,11 +315,8 @@ def main(argv: list[str] | None = None) -> None:
                     "matmul_fp32": peak, "loadavg_1min_before": load_before, "loadavg_1min_after": load_after},
         "settings": {"batches": args.batches, "steps": args.steps, "repeats": args.repeats, "warmup": 1,
                      "sampler": args.sampler},
-        "configs": {"autoencoder": to_dict(ae), "denoiser": to_dict(dn), "schedule": to_dict(pipe.schedule.config),
-                    "sampling": to_dict(pipe.sampling)},
-        "params": {"encoder": num_params(pipe.encoder), "compressor": num_params(pipe.autoencoder.compressor),
-                   "decoder": num_params(pipe.autoencoder.decoder), "head": num_params(pipe.autoencoder.head),
-                   "denoiser": num_params(pipe.denoiser)},
+        "configs": summary.configs,
+        "params": counts,
         "results": rows,
     }
     out = Path(args.out)

@@ -79,12 +79,12 @@ def autoencoder_fingerprint(autoencoder: torch.nn.Module) -> str:
     return digest.hexdigest()[:16]
 
 
-def _features(latents: torch.Tensor) -> np.ndarray:
+def flat_latents(latents: torch.Tensor) -> np.ndarray:
     """(M, N, d) latents -> (M, N*d) float32 UMAP inputs."""
     return latents.detach().to("cpu", torch.float32).flatten(1).numpy()
 
 
-def _fit_umap(features: np.ndarray, settings: UmapSettings):
+def fit_umap(features: np.ndarray, settings: UmapSettings):
     import umap  # imported here: slow (numba) and only needed to fit a map
 
     n_neighbors = min(settings.n_neighbors, len(features) - 1)
@@ -176,7 +176,7 @@ class LatentMap:
                                  f"{tuple(self.latents.shape)}, coords {self.coords.shape}")
         if m < 3:
             raise LatentMapError(f"a latent map needs at least 3 points, got {m}")
-        self._reference = _features(self.latents).astype(np.float64)          # (M, N*d)
+        self._reference = flat_latents(self.latents).astype(np.float64)          # (M, N*d)
 
     @classmethod
     def fit(cls, latents: torch.Tensor, texts: list[str], sources: list[str],
@@ -184,7 +184,7 @@ class LatentMap:
         """Fit UMAP on (M, N, d) latents, rounded to float16 first (as stored, so placements see the same
         numbers the fit saw)."""
         latents = latents.detach().cpu().to(torch.float16).float()
-        reducer = _fit_umap(_features(latents), settings)
+        reducer = fit_umap(flat_latents(latents), settings)
         return cls(list(texts), list(sources), latents,
                    np.asarray(reducer.embedding_, dtype=np.float32), settings, fingerprint)
 
@@ -206,7 +206,7 @@ class LatentMap:
 
     def _neighbours(self, latents: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Exact k nearest reference latents: indices, distances (ascending) and memberships, each (K, k)."""
-        queries = _features(latents).astype(np.float64)                                 # (K, N*d)
+        queries = flat_latents(latents).astype(np.float64)                                 # (K, N*d)
         squared = ((queries ** 2).sum(1)[:, None] + (self._reference ** 2).sum(1)[None]
                    - 2.0 * queries @ self._reference.T)                                 # (K, M)
         distances = np.sqrt(np.maximum(squared, 0.0))

@@ -21,7 +21,7 @@ import torch
 
 from cosmos import CheckpointError, CosmosPipeline
 from cosmos.encoder import EncoderLoadError
-from cosmos.projection import LatentMap, UmapSettings, autoencoder_fingerprint, evenly_spaced
+from cosmos.projection import LatentMap, UmapSettings, evenly_spaced
 
 DEFAULT_TEXTS = "../shared/data/public-domain-prose/test.jsonl"
 SOURCE_LABELS = {"moby-dick": "prose: Moby-Dick", "sotu": "prose: State of the Union"}
@@ -69,7 +69,7 @@ def build_latent_map(pipe: CosmosPipeline, reference: list[tuple[str, str]], num
         texts += samples.texts
         sources += [SAMPLE_LABEL] * num_samples
         latents.append(samples.latents)
-    return LatentMap.fit(torch.cat(latents), texts, sources, settings, autoencoder_fingerprint(pipe.autoencoder))
+    return LatentMap.fit(torch.cat(latents), texts, sources, settings, pipe.fingerprint)
 
 
 def main(argv: list[str] | None = None) -> None:
