@@ -25,6 +25,7 @@ from safetensors.torch import load_file
 from cosmos import CosmosDenoiser, CosmosPipeline, TanDSchedule
 from cosmos.checkpoint import CheckpointError
 from cosmos.config import ConfigError
+from cosmos.prompts import prompt_features
 
 from .cli import run_cli
 from .config import TrainConfig
@@ -78,11 +79,10 @@ def validation_loss(denoiser: CosmosDenoiser, schedule: TanDSchedule, z0: torch.
 
 def prompt_batch(pipe: CosmosPipeline, features: torch.Tensor, source_ids: torch.Tensor, device) -> tuple[torch.Tensor, torch.Tensor]:
     """Cached raw prompt features (B, S, D) and ids (B, S) -> normalised features and mask, cut to the
-    longest prompt (the padding after it carries nothing), as :meth:`CosmosPipeline.encode_prompts` makes them."""
+    longest prompt, through the function :meth:`CosmosPipeline.encode_prompts` uses (``cosmos.prompts``)."""
     mask = source_ids != pipe.autoencoder.cfg.pad_token_id
-    width = max(1, int(mask.sum(1).max()))
-    feats = pipe.autoencoder.normalize_features(features[:, :width].to(pipe.device, torch.float32))
-    return feats.to(device), mask[:, :width].to(device)
+    feats, mask = prompt_features(pipe.autoencoder, features.to(pipe.device, torch.float32), mask.to(pipe.device))
+    return feats.to(device), mask.to(device)
 
 
 def _fingerprint_configs(cfg: TrainConfig) -> dict[str, dict]:
