@@ -57,7 +57,7 @@ class Stage:
     loop: LoopConfig
     num_items: int                   # training examples the batch order walks
     fingerprint: dict[str, Any]      # what a saved state must have been made with to be resumed
-    batch: Callable[[torch.Tensor], Any]                 # indices (b,) -> this process's batch, on the device
+    batch: Callable[[torch.Tensor], Any]                 # indices (b,) of this process -> its batch
     loss: Callable[[torch.nn.Module, Any], StepOutput]   # (prepared model, batch) -> loss, logged, count
     evaluate: Callable[[], tuple[dict[str, Any], str]]   # -> fields of the eval record, a one-line summary
     save_artefacts: Callable[[], None]                   # after the last step, on the main process
