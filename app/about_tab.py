@@ -143,7 +143,7 @@ def about_parts(pg: Playground) -> list[str | list[go.Figure]]:
     if card is None:
         title, body = card_body(pg.card) if pg.card else ("", "*This checkpoint has no model card (README.md).*")
         if problem:
-            body = f"*Its {CARD_FILE} could not be read: {problem}. Its README.md follows.*\n\n{body}"
+            body = f"*Its {CARD_FILE} could not be read: {problem}.*\n\n{body}"
         return [f"{loaded}## Model card: {title}\n{body}\n" if title else f"{loaded}## Model card\n{body}\n", end]
     head = (f"{loaded}## Model card: {card.name}\nTrained with this repository's `train/` (preset `{card.preset}`), "
             f"measured on {card.measured_on}.\n\n{card.data_markdown(3)}\n\n{card.training_markdown(3, curve_tables=False)}"
