@@ -46,24 +46,23 @@ python app.py --checkpoint my-story-cosmos              # the prompt box and gui
 """
 
 
-def _params(module) -> str:
-    return f"{sum(p.numel() for p in module.parameters()) / 1e6:.1f}M" if module is not None else "none"
+def _millions(count: int) -> str:
+    return f"{count / 1e6:.1f}M" if count else "none"
 
 
 def summary_rows(pg: Playground) -> list[tuple[str, str]]:
-    pipe, ae = pg.pipe, pg.pipe.autoencoder.cfg
+    info = pg.pipe.summary()
     weights = sum(f.stat().st_size for f in pg.folder.rglob("*.safetensors") if "latent_map" not in f.parts)
-    n, d = pipe.latent_shape
     rows = [("checkpoint", f"`{pg.name}`"),
-            ("frozen encoder", f"`{ae.encoder}` (width {ae.hidden_size}, vocabulary {ae.vocab_size:,})"),
-            ("compression", f"L = {ae.max_length} tokens -> N = {n} latents of width {d} "
-                            f"({ae.max_length // n}x fewer vectors)"),
-            ("autoencoder", ae.architecture()),
-            ("parameters", f"autoencoder {_params(pipe.autoencoder)}, denoiser {_params(pipe.denoiser)} "
-                           "(frozen encoder not counted)"),
+            ("frozen encoder", f"`{info.encoder}` (width {info.encoder_width}, vocabulary {info.vocab_size:,})"),
+            ("compression", f"L = {info.max_length} tokens -> N = {info.num_latents} latents of width "
+                            f"{info.latent_width} ({info.compression}x fewer vectors)"),
+            ("autoencoder", info.autoencoder),
+            ("parameters", f"autoencoder {_millions(info.parameters['autoencoder'])}, denoiser "
+                           f"{_millions(info.parameters['denoiser'])} (frozen encoder not counted)"),
             ("weights on disk", f"{weights / 2**20:.1f} MB"),
-            ("sampling defaults", f"{pipe.sampling.sampler}, {pipe.sampling.steps} steps, tan-d schedule "
-                                  f"d = {pipe.schedule.config.d:g}, down to t = {pipe.sampling.t_end:g}"),
+            ("sampling defaults", f"{info.sampler}, {info.steps} steps, tan-d schedule d = {info.schedule_d:g}, "
+                                  f"down to t = {info.t_end:g}"),
             ("prompts", prompts_row(pg)),
             ("latent map", f"{len(pg.latent_map.texts)} points" if pg.latent_map else f"none ({pg.map_problem})"),
             ("loaded in", f"{pg.load_seconds:.1f} s")]
