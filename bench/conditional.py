@@ -3,8 +3,8 @@
     python -m bench.conditional --pipeline my-story-cosmos
     python -m bench.conditional --pipeline my-story-cosmos --prompts 128 --seeds 2 --steps 100 --scales 0 1 2 3
 
-Pairs are made as the ``story-cpu`` preset trains on them (``train.data.load_pair_texts``, split
-after the first sentence) from the test split of TinyStories: prompt = a story's first sentence,
+Pairs are made as the ``story-cpu`` preset trains on them (``cosmos.windows.split_after_sentences``,
+split after the first sentence) from the test split of TinyStories: prompt = a story's first sentence,
 reference = the rest. ``--prompts`` pairs are drawn once (seed 0); per seed and guidance scale the
 pipeline writes one continuation per prompt (``generate(prompt=[...], guidance_scale=w, seed=s)``).
 Mean and spread are over ``--seeds`` seeds.
@@ -36,6 +36,7 @@ from pathlib import Path
 import torch
 
 from cosmos import CosmosPipeline, FrozenEncoder
+from cosmos.windows import split_after_sentences
 
 from .quality import DATA, diversity, encoder_token_features, spread
 
@@ -104,13 +105,12 @@ def derangement(n: int, seed: int) -> list[int]:
 
 # --- data and evaluation -------------------------------------------------------------------------------
 def story_pairs(data: Path, count: int, seed: int = PAIR_SEED) -> list[tuple[str, str]]:
-    """``count`` (first sentence, rest) pairs of the test split, drawn with ``seed``, as story-cpu makes them."""
-    from train.config import PairSource
-    from train.data import load_pair_texts
+    """``count`` (first sentence, rest) pairs of the test split, drawn with ``seed``, as story-cpu makes them
+    (``cosmos.windows.split_after_sentences``; pairs with an empty side are left out, as in training)."""
+    from bench.quality import read_texts
 
-    source = PairSource(path="json", text_column="text", split_sentences=1,
-                        data_files={"test": str(data / "test.jsonl")})
-    pairs = load_pair_texts(source, "test")
+    cut = (split_after_sentences(text, 1) for text in read_texts(data / "test.jsonl"))
+    pairs = [(a, b) for a, b in cut if a and b]
     return random.Random(seed).sample(pairs, min(count, len(pairs)))
 
 

@@ -1,4 +1,5 @@
-"""Training windows: texts cut into ``[CLS] tokens [SEP] [PAD]...`` rows of L tokens.
+"""Training windows: texts cut into ``[CLS] tokens [SEP] [PAD]...`` rows of L tokens; and (prompt,
+continuation) pairs cut after a text's first sentences.
 
 Both training (``train.data.load_windows``) and the quality benchmark (held-out windows) cut texts
 here, so what a model learns to generate and what its samples are compared with are framed alike.
@@ -6,6 +7,8 @@ Consecutive windows of a long text overlap: by default they start half a window 
 """
 
 from __future__ import annotations
+
+import re
 
 import torch
 
@@ -32,3 +35,18 @@ def windows_from_texts(texts: list[str], tokenizer, max_length: int, stride: int
             row = [tokenizer.cls_token_id, *chunk, tokenizer.sep_token_id]
             rows.append(row + [tokenizer.pad_token_id] * (max_length - len(row)))
     return torch.tensor(rows, dtype=torch.long).reshape(-1, max_length)
+
+
+# A sentence ends at . ! ? (and any closing quotes or brackets) when the next one starts with a capital
+# or a digit, possibly after an opening quote: '"Hi!" said Tom.' stays one sentence, and so do the
+# common title abbreviations ("Mr. Brown").
+SENTENCE_END = re.compile(r"(?<!\bMr)(?<!\bMrs)(?<!\bMs)(?<!\bDr)(?<!\bSt)[.!?]+[\"'\u201d\u2019)\]]*"
+                           r"(?=\s+[\"'\u201c\u2018(\[]?[A-Z0-9])")
+
+
+def split_after_sentences(text: str, k: int) -> tuple[str, str]:
+    """(first ``k`` sentences, the rest) of a text, both stripped; the rest is "" if it has <= k sentences."""
+    for count, match in enumerate(SENTENCE_END.finditer(text), start=1):
+        if count == k:
+            return text[:match.end()].strip(), text[match.end():].strip()
+    return text.strip(), ""

@@ -20,7 +20,8 @@ from cosmos.config import ConfigError, DenoiserConfig
 from cosmos.sampling import guided, sample_ddim
 from train.autoencoder import train_autoencoder
 from train.config import PairDataConfig, PairSource, load_config
-from train.data import DataError, load_pair_texts, load_pairs, split_after_sentences
+from cosmos.windows import split_after_sentences
+from train.data import DataError, load_pair_texts, load_pairs
 from train.diffusion import denoising_loss, train_diffusion
 from train.export import CARD_PROMPTS, export
 from train.latent_stats import compute_latent_stats

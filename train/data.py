@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import asdict
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from tqdm.auto import tqdm
 
 from cosmos.config import ConfigError
 from cosmos.encoder import FrozenEncoder
-from cosmos.windows import default_stride, windows_from_texts
+from cosmos.windows import default_stride, split_after_sentences, windows_from_texts
 
 from .config import DataConfig, DataSource, PairDataConfig, PairSource
 from .loop import save_atomic
@@ -97,21 +96,6 @@ def load_windows(data: DataConfig, split: str, encoder: FrozenEncoder, max_lengt
         raise DataError(f"split {split!r} yielded no windows: the data sources are empty")
     save_atomic({"input_ids": windows.contiguous()}, path)
     return windows
-
-
-# A sentence ends at . ! ? (and any closing quotes or brackets) when the next one starts with a capital
-# or a digit, possibly after an opening quote: '"Hi!" said Tom.' stays one sentence, and so do the
-# common title abbreviations ("Mr. Brown").
-_SENTENCE_END = re.compile(r"(?<!\bMr)(?<!\bMrs)(?<!\bMs)(?<!\bDr)(?<!\bSt)[.!?]+[\"'\u201d\u2019)\]]*"
-                           r"(?=\s+[\"'\u201c\u2018(\[]?[A-Z0-9])")
-
-
-def split_after_sentences(text: str, k: int) -> tuple[str, str]:
-    """(first ``k`` sentences, the rest) of a text, both stripped; the rest is "" if it has <= k sentences."""
-    for count, match in enumerate(_SENTENCE_END.finditer(text), start=1):
-        if count == k:
-            return text[:match.end()].strip(), text[match.end():].strip()
-    return text.strip(), ""
 
 
 def load_pair_texts(source: PairSource, split: str) -> list[tuple[str, str]]:
