@@ -257,10 +257,9 @@ def sample(model, num: int, seed: int, steps: int | None) -> list[str]:
 
 def parameter_counts(model) -> dict:
     if isinstance(model, CosmosPipeline):
-        count = lambda m: sum(p.numel() for p in m.parameters()) if m is not None else 0  # noqa: E731
-        ae = model.autoencoder
-        return {"denoiser": count(model.denoiser), "decoder_and_head": count(ae.decoder) + count(ae.head),
-                "compressor": count(ae.compressor), "latents": list(model.latent_shape)}
+        count = model.summary().parameters
+        return {"denoiser": count["denoiser"], "decoder_and_head": count["decoder"] + count["head"],
+                "compressor": count["compressor"], "latents": list(model.latent_shape)}
     return {"lm": model.num_parameters()}
 
 

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from .checkpoint import CheckpointError
+from .checkpoint import CheckpointError, count_parameters
 from .config import ConfigError
 from .encoder import FrozenEncoder
 
@@ -105,7 +105,7 @@ class ArLanguageModel:
         return next(self.model.parameters()).device
 
     def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.model.parameters())
+        return count_parameters(self.model)
 
     # --- token ids -------------------------------------------------------------------------------------
     def to_lm_ids(self, ids: torch.Tensor) -> torch.Tensor:

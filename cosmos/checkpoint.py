@@ -57,6 +57,13 @@ def resolve_pretrained(name_or_path: str | os.PathLike) -> Path:
                               "folder, or connect to the network and unset HF_HUB_OFFLINE.") from err
 
 
+def count_parameters(module: torch.nn.Module | None, trainable_only: bool = False) -> int:
+    """Number of parameters of a module (0 for None); ``trainable_only``: those with requires_grad."""
+    if module is None:
+        return 0
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
+
+
 REDO = "re-export the checkpoint (`python -m train.export`) or download it again"
 """What to do about a damaged or incomplete checkpoint; ends every such message."""
 

@@ -23,7 +23,7 @@ from typing import Callable, Iterator
 import torch
 
 from .autoencoder import CosmosAutoencoder
-from .checkpoint import CheckpointError, resolve_pretrained
+from .checkpoint import CheckpointError, count_parameters, resolve_pretrained
 from .config import AutoencoderConfig, ConfigError, DenoiserConfig, SamplingConfig, ScheduleConfig, to_dict
 from .denoiser import CosmosDenoiser
 from .detokenize import Detokenizer
@@ -46,10 +46,6 @@ ProgressCallback = Callable[[int, int], None]
 def vary_steps(strength: float, steps: int) -> int:
     """Sampler steps :meth:`CosmosPipeline.vary` runs: the share ``strength`` of ``steps``, at least 1."""
     return max(1, round(strength * steps))
-
-
-def _num_params(module: torch.nn.Module | None) -> int:
-    return sum(p.numel() for p in module.parameters()) if module is not None else 0
 
 
 class CosmosPipeline:
@@ -160,9 +156,9 @@ class CosmosPipeline:
                    "sampling": to_dict(self.sampling)}
         if dn is not None:
             configs["denoiser"] = to_dict(dn)
-        parameters = {"encoder": _num_params(self.encoder), "compressor": _num_params(self.autoencoder.compressor),
-                      "decoder": _num_params(self.autoencoder.decoder), "head": _num_params(self.autoencoder.head),
-                      "autoencoder": _num_params(self.autoencoder), "denoiser": _num_params(self.denoiser)}
+        parameters = {"encoder": count_parameters(self.encoder), "compressor": count_parameters(self.autoencoder.compressor),
+                      "decoder": count_parameters(self.autoencoder.decoder), "head": count_parameters(self.autoencoder.head),
+                      "autoencoder": count_parameters(self.autoencoder), "denoiser": count_parameters(self.denoiser)}
         return PipelineSummary(
             encoder=ae.encoder, encoder_width=ae.hidden_size, vocab_size=ae.vocab_size, max_length=ae.max_length,
             num_latents=ae.num_latents, latent_width=ae.latent_width, autoencoder=ae.architecture(),

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from cosmos import CosmosAutoencoder, CosmosPipeline, FrozenEncoder
+from cosmos.checkpoint import count_parameters
 from cosmos.config import ConfigError
 from cosmos.metrics import token_accuracy
 from cosmos.normalization import MomentAccumulator
@@ -205,7 +206,7 @@ def train_autoencoder(cfg: TrainConfig, restart: bool = False, cpu: bool = False
         fingerprint=stage_fingerprint(cfg, autoencoder=cfg.autoencoder, stage=stage_config, data=len(train_windows)),
         batch=batch, loss=loss, evaluate=evaluate, save_artefacts=save_artefacts,
         start_record=dict(train_windows=len(train_windows), val_windows=len(val_windows),
-                          trainable_params=sum(p.numel() for p in autoencoder.parameters() if p.requires_grad),
+                          trainable_params=count_parameters(autoencoder, trainable_only=True),
                           head_vocab=autoencoder.cfg.output_vocab_size)), restart)
     return cfg.autoencoder_dir
 

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from cosmos import CosmosDenoiser, CosmosPipeline, TanDSchedule
-from cosmos.checkpoint import CheckpointError
+from cosmos.checkpoint import CheckpointError, count_parameters
 from cosmos.config import ConfigError
 from cosmos.prompts import prompt_features
 
@@ -195,7 +195,7 @@ def train_diffusion(cfg: TrainConfig, restart: bool = False, cpu: bool = False) 
         name="diffusion", folder=cfg.diffusion_stage_dir, log=cfg.diffusion_log, model=denoiser,
         optim=stage.optim, loop=stage.loop, num_items=len(train_latents), fingerprint=fingerprint,
         batch=batch, loss=loss, evaluate=evaluate, save_artefacts=save_artefacts, ema=ema, rate="samples_per_s",
-        start_record=dict(train_latents=len(train_latents), params=sum(p.numel() for p in denoiser.parameters()))),
+        start_record=dict(train_latents=len(train_latents), params=count_parameters(denoiser))),
         restart)
     return cfg.pipeline_dir
 

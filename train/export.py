@@ -103,7 +103,7 @@ def build_card(out: Path, cfg: TrainConfig, pipe: CosmosPipeline, accuracy: dict
     ae_log = read_metrics_log(cfg.autoencoder_dir.parent / "metrics.jsonl")
     dm_log = read_metrics_log(cfg.diffusion_log)
     ae_cfg, den_cfg = pipe.autoencoder.cfg, pipe.denoiser.cfg
-    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    count = pipe.summary().parameters
     size_mb = sum(f.stat().st_size for f in out.rglob("*.safetensors") if "latent_map" not in f.parts) / 2 ** 20
     largest = max(load_file(str(next(out.rglob("*.safetensors")))).values(), key=lambda t: t.numel())
     precision = str(largest.dtype).replace("torch.", "")
@@ -115,7 +115,7 @@ def build_card(out: Path, cfg: TrainConfig, pipe: CosmosPipeline, accuracy: dict
         "compressor / decoder": f"{ae_cfg.architecture()}; head over {ae_cfg.output_vocab_size} tokens",
         "denoiser": f"{den_cfg.num_layers} blocks x {den_cfg.latent_dim}, {den_cfg.num_heads} heads, "
                     f"self-conditioning {den_cfg.self_condition}",
-        "parameters": f"autoencoder {count(pipe.autoencoder) / 1e6:.1f}M, denoiser {count(pipe.denoiser) / 1e6:.1f}M "
+        "parameters": f"autoencoder {count['autoencoder'] / 1e6:.1f}M, denoiser {count['denoiser'] / 1e6:.1f}M "
                       "(encoder not included)",
         "weights on disk": f"{size_mb:.1f} MB ({precision} safetensors; loads as float32)",
         "schedule / sampler": f"tan-d, d = {pipe.schedule.d}; {pipe.sampling.sampler} with {pipe.sampling.steps} "
