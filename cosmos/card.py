@@ -23,6 +23,12 @@ CARD_FILE = "card.json"
 SCHEMA = 1          # card.json's format; a reader refuses another
 TABLE_ROWS = 12     # curve rows a README shows (evenly spaced evaluations; card.json keeps them all)
 
+# Hub metadata (the README's YAML front matter, https://huggingface.co/docs/hub/model-cards).
+LIBRARY_NAME = "cosmos-playground"
+TAGS = ["text-diffusion", "latent-diffusion", "cosmos", "safetensors"]
+HUB_DATASETS = {"tinystories": "roneneldan/TinyStories"}   # data folder -> its hub dataset id (its SOURCE.md)
+WEIGHTS_LICENSE = "apache-2.0"
+
 
 class CardError(ValueError):
     """A card.json that cannot be read: the message names the file and the field that is wrong."""
@@ -123,6 +129,8 @@ class ModelCard:
     reproduce: list[str]           # the shell commands (and comments) that made it
     measured_on: str               # ISO date of the export's measurements
     schema: int = SCHEMA
+    encoder: str | None = None     # the frozen encoder as configured (a hub id, a folder, or the offline package)
+    license: str = WEIGHTS_LICENSE  # the weights' license (Hub identifier); ``licenses`` says why
 
     def __post_init__(self) -> None:
         if self.schema != SCHEMA:
@@ -173,15 +181,39 @@ class ModelCard:
             raise CardError(f"{path}: {err}") from None
 
     # --- README.md -----------------------------------------------------------------------------------
+    def data_folders(self) -> list[str]:
+        """The data folders the stages read (``.../<folder>/train.jsonl`` -> ``<folder>``), in order."""
+        names = [Path(d.path).parent.name for stage in self.stages for d in stage.data]
+        return list(dict.fromkeys(names))
+
+    def hub_metadata(self):
+        """The Hub's model-card metadata (``huggingface_hub.ModelCardData``): license, library, tags, the
+        datasets that have a hub id, the frozen encoder as base model, and the card's own held-out
+        reconstruction accuracies as model-index results."""
+        from huggingface_hub import EvalResult, ModelCardData
+
+        from .encoder import encoder_hub_id
+
+        results = [EvalResult(task_type="text-generation", task_name="token reconstruction (autoencoder)",
+                              dataset_type=HUB_DATASETS.get(r.data, r.data), dataset_name=r.data, dataset_split="test",
+                              metric_type="accuracy", metric_name="held-out token reconstruction accuracy",
+                              metric_value=r.accuracy)
+                   for r in self.reconstruction]
+        datasets = [HUB_DATASETS[name] for name in self.data_folders() if name in HUB_DATASETS]
+        base_model = encoder_hub_id(self.encoder) if self.encoder else None
+        return ModelCardData(license=self.license, library_name=LIBRARY_NAME, tags=TAGS, pipeline_tag="text-generation",
+                             datasets=datasets or None, base_model=base_model, model_name=self.name,
+                             eval_results=results or None)
+
     def to_markdown(self) -> str:
-        """The README.md of the checkpoint folder."""
+        """The README.md of the checkpoint folder: Hub metadata (YAML front matter), then the card."""
         intro = (f"A [Cosmos](https://arxiv.org/abs/2506.21170) latent text diffusion pipeline trained with this\n"
                  f"repository's `train/` (preset `{self.preset}`). Load it with\n"
                  f"`CosmosPipeline.from_pretrained(\"{self.path}\")`; it runs offline on a CPU.")
         blocks = [f"# {self.name}", intro, _table(["property", "value"], "|---|---|", list(self.properties.items())),
                   self.data_markdown(), self.training_markdown(), self.results_markdown(), self.samples_markdown(),
                   self.reproduce_markdown()]
-        return "\n\n".join(blocks) + "\n"
+        return f"---\n{self.hub_metadata().to_yaml()}\n---\n\n" + "\n\n".join(blocks) + "\n"
 
     def data_markdown(self, level: int = 2) -> str:
         """Data and licenses: each stage's sources, then the licenses."""

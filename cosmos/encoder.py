@@ -40,6 +40,19 @@ def resolve_encoder_path(name_or_path: str) -> str:
     return str(folder)
 
 
+ENCODER_HUB_IDS = {DEFAULT_ENCODER: "sentence-transformers/all-MiniLM-L6-v2"}
+"""Encoders named by something other than their hub id (the offline package) -> the hub id of their weights."""
+
+
+def encoder_hub_id(name_or_path: str) -> str | None:
+    """The Hugging Face hub id of an encoder as configured; None for a local folder."""
+    if name_or_path in ENCODER_HUB_IDS:
+        return ENCODER_HUB_IDS[name_or_path]
+    if Path(name_or_path).expanduser().exists() or name_or_path.startswith((".", "/", "~")):
+        return None
+    return name_or_path
+
+
 @dataclass
 class TokenizedBatch:
     input_ids: torch.Tensor       # (B, L) long

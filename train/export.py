@@ -64,7 +64,10 @@ CARD_PROMPTS = (
 
 LICENSES = ("TinyStories (Eldan & Li 2023, arXiv 2305.07759) is licensed CDLA-Sharing-1.0; the `public-domain-prose` "
             "passages, where used, are public domain. Each data folder's `SOURCE.md` gives origin and splits. No "
-            "training text is shipped here; the samples below are model output.")
+            "training text is shipped here; the samples below are model output. CDLA-Sharing-1.0 puts no "
+            "conditions on the results of computational use of the data, such as trained weights or generated "
+            "text, so these weights are released under Apache-2.0, like the code; whoever shares the TinyStories "
+            "text itself (or a changed copy) must do so under CDLA-Sharing-1.0.")
 # The evaluation value each stage's curve shows, and what it is.
 CURVES = {"autoencoder": ("val_accuracy", "Autoencoder held-out token accuracy during training (validation windows, clean)"),
           "diffusion": ("ema_val_loss", "Denoiser validation loss (EMA weights, fixed times and noise)")}
@@ -151,7 +154,7 @@ def build_card(out: Path, cfg: TrainConfig, pipe: CosmosPipeline, accuracy: dict
         limitations=(_limitations(reached, sum(s.minutes for s in stages), continued)
                      if reached is not None and reached < TARGET_ACCURACY else None),
         guidance_scale=float(pipe.sampling.guidance_scale) if pipe.supports_prompts else None, samples=samples,
-        reproduce=reproduce, measured_on=datetime.date.today().isoformat())
+        reproduce=reproduce, measured_on=datetime.date.today().isoformat(), encoder=ae_cfg.encoder)
 
 
 def write_card(out: Path, card: ModelCard) -> None:
