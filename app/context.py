@@ -60,6 +60,7 @@ class Playground:
     map_problem: str | None            # why there is no latent map, when there is none
     load_seconds: float
     limits: Limits = Limits()
+    notice: str | None = None          # shown above the tabs, e.g. why another checkpoint than asked is loaded
 
     @property
     def name(self) -> str:

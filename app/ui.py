@@ -22,6 +22,8 @@ def header(pg: Playground) -> str:
              f"{pg.pipe.latent_shape[0]} latent vectors, a diffusion model generates in that space, and a "
              f"decoder turns latents back into up to {pg.pipe.max_length} tokens at once.",
              f"Checkpoint: `{html.escape(pg.name)}` (details in About)."]
+    if pg.notice:
+        lines.append(f"> **Note.** {html.escape(pg.notice)}")
     note = about_tab.banner(pg)
     if note:
         lines.append(f"> {note}")
