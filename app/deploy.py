@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from cosmos.checkpoint import CHECKPOINT_ENV, DEFAULT_CHECKPOINT
-from cosmos.hub import HubError, UploadFile, collect, listing, problems, token_from, upload
+from cosmos.hub import HubError, UploadFile, collect, publish, token_from, upload
 
 ROOT = DEFAULT_CHECKPOINT.parent.parent          # the repository root (what a Space's root mirrors)
 SPACE_FILES = ["README.md", "LICENSE", ".gitattributes", "requirements.txt", "app.py", "app", "cosmos"]
@@ -87,24 +87,17 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"give --space USER/NAME (or set ${SPACE_ENV})")
     try:
         files, target = space_files(args.checkpoint)
-        print(listing(files))
-        found = problems(files) + space_config_problems(files)
-        if found:
-            print("refused:\n" + "\n".join(f"  {p}" for p in found), file=sys.stderr)
-            return 1
-        default = target == DEFAULT_CHECKPOINT.relative_to(ROOT).as_posix()
-        print(f"the Space loads {target}" + ("" if default else f" (its {CHECKPOINT_ENV} variable)"))
-        if args.dry_run:
-            print("dry run: nothing was sent")
-            return 0
-        url = upload(args.space, "space", files, token=token_from(args.token), private=args.private,
-                     message="Deploy the Cosmos playground (python -m app.deploy)",
-                     space_variables=None if default else {CHECKPOINT_ENV: target})
     except HubError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"uploaded to {url}: the Space builds and starts in a few minutes")
-    return 0
+    default = target == DEFAULT_CHECKPOINT.relative_to(ROOT).as_posix()
+    print(f"the Space loads {target}" + ("" if default else f" (its {CHECKPOINT_ENV} variable)"))
+    variables = None if default else {CHECKPOINT_ENV: target}
+    return publish(files, lambda: upload(args.space, "space", files, token=token_from(args.token), private=args.private,
+                                         space_variables=variables,
+                                         message="Deploy the Cosmos playground (python -m app.deploy)"),
+                   dry_run=args.dry_run, more_problems=space_config_problems(files),
+                   done="the Space builds and starts in a few minutes")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 MAX_FILE_BYTES = 50 * 1000**3      # the Hub's hard limit for one file
 LFS_BYTES = 10 * 1024**2           # larger files are stored through LFS / Xet (so are binaries of any size)
@@ -116,3 +117,26 @@ def upload(repo_id: str, repo_type: str, files: list[UploadFile], *, token: str,
                            f"{str(err).splitlines()[0] if str(err) else 'no answer'}): nothing was uploaded") from None
         raise
     return str(url)
+
+
+def publish(files: list[UploadFile], send: Callable[[], str], *, dry_run: bool, done: str,
+            more_problems: list[str] = ()) -> int:
+    """The publish commands' common course, as an exit code: print the listing; refuse what would be
+    rejected (1); stop on a dry run (0); else ``send()`` (a failure: 2) and print ``done`` after its URL (0)."""
+    import sys
+
+    print(listing(files))
+    found = problems(files) + list(more_problems)
+    if found:
+        print("refused:\n" + "\n".join(f"  {line}" for line in found), file=sys.stderr)
+        return 1
+    if dry_run:
+        print("dry run: nothing was sent")
+        return 0
+    try:
+        url = send()
+    except HubError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"uploaded to {url}: {done}")
+    return 0

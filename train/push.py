@@ -20,7 +20,7 @@ from pathlib import Path
 
 from cosmos import CheckpointError, ConfigError, CosmosPipeline, EncoderLoadError
 from cosmos.card import CardError, ModelCard
-from cosmos.hub import HubError, UploadFile, collect, listing, problems, token_from, upload
+from cosmos.hub import UploadFile, collect, publish, token_from, upload
 
 
 def checkpoint_files(folder: Path, repo_id: str) -> list[UploadFile]:
@@ -44,29 +44,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if not args.folder.is_dir():
-            raise HubError(f"{args.folder} is not a folder")
+            raise CheckpointError(f"{args.folder} is not a folder")
         CosmosPipeline.from_pretrained(args.folder)      # refuse what would not load for the people who pull it
         files = checkpoint_files(args.folder, args.repo)
-        print(listing(files))
-        found = problems(files)
-        if found:
-            print("refused:\n" + "\n".join(f"  {p}" for p in found), file=sys.stderr)
-            return 1
-        if not any(f.path_in_repo == "README.md" for f in files):
-            print("note: no model card (README.md); `python -m train.export` writes one", file=sys.stderr)
-        if args.dry_run:
-            print("dry run: nothing was sent")
-            return 0
-        url = upload(args.repo, "model", files, token=token_from(args.token), private=args.private,
-                     message=f"Upload {args.folder.name} (python -m train.push)")
     except (CheckpointError, ConfigError, EncoderLoadError, CardError) as err:
         print(f"error: {args.folder} is not a checkpoint to publish: {err}", file=sys.stderr)
         return 2
-    except HubError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(f"uploaded to {url}: load it with CosmosPipeline.from_pretrained({args.repo!r})")
-    return 0
+    if not any(f.path_in_repo == "README.md" for f in files):
+        print("note: no model card (README.md); `python -m train.export` writes one", file=sys.stderr)
+    return publish(files, lambda: upload(args.repo, "model", files, token=token_from(args.token), private=args.private,
+                                         message=f"Upload {args.folder.name} (python -m train.push)"),
+                   dry_run=args.dry_run, done=f"load it with CosmosPipeline.from_pretrained({args.repo!r})")
 
 
 if __name__ == "__main__":
