@@ -23,7 +23,7 @@ from .denoiser import CosmosDenoiser
 from .detokenize import join_wordpieces
 from .encoder import EncoderLoadError, FrozenEncoder
 from .interpolation import INTERPOLATION_METHODS
-from .outputs import GenerationOutput, InterpolationOutput, PipelineSummary, TrajectoryStep
+from .outputs import GenerationOutput, InfillOutput, InterpolationOutput, PipelineSummary, TrajectoryStep
 from .pipeline import CosmosPipeline, vary_steps
 from .sampling import SAMPLER_LABELS, SAMPLERS, Step, guided, sample_ddim, sample_euler_maruyama
 from .schedule import TanDSchedule
@@ -32,7 +32,7 @@ from .validation import TextTruncatedWarning
 __all__ = [
     "DEFAULT_ENCODER", "AutoencoderConfig", "CheckpointError", "ConfigError", "CosmosAutoencoder",
     "CosmosDenoiser", "CosmosPipeline", "DenoiserConfig", "EncoderLoadError", "FrozenEncoder",
-    "GenerationOutput", "INTERPOLATION_METHODS", "InterpolationOutput", "PipelineSummary", "SAMPLER_LABELS",
+    "GenerationOutput", "INTERPOLATION_METHODS", "InfillOutput", "InterpolationOutput", "PipelineSummary", "SAMPLER_LABELS",
     "SAMPLERS", "SamplingConfig", "ScheduleConfig", "Step",
     "TanDSchedule", "TextTruncatedWarning", "TrajectoryStep", "guided", "sample_ddim", "sample_euler_maruyama", "join_wordpieces", "vary_steps",
 ]

@@ -28,6 +28,14 @@ class TrajectoryStep:
 
 
 @dataclass
+class InfillOutput:
+    texts: list[str]        # one per variant: kept chunks verbatim, the rest sampled
+    latents: torch.Tensor   # (B, N, d) autoencoder-space latents (kept positions: the text's own)
+    token_ids: torch.Tensor  # (B, L) tokenizer ids the texts were made from
+    kept: list[int]         # the chunk indices that were kept
+
+
+@dataclass
 class InterpolationOutput:
     weights: list[float]    # position along the path: 0 = text_a, 1 = text_b
     texts: list[str]

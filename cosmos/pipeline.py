@@ -10,7 +10,7 @@ through cross-attention with classifier-free guidance (``cosmos.prompts``; metho
 This class holds the components and runs the tasks; everything else lives beside it, one job a module:
 the folder format (``pipeline_folder``), argument and compatibility checks (``validation``), prompts
 (``prompts``), turning decoded ids into text (``detokenize``), interpolation paths (``interpolation``) and
-the returned types (``outputs``). Apps and benchmarks use the public methods and properties here only.
+the returned types (``outputs``), infill's chunk bookkeeping and pinning (``infill``). Apps and benchmarks use the public methods and properties here only.
 """
 
 from __future__ import annotations
@@ -28,15 +28,17 @@ from .config import AutoencoderConfig, ConfigError, DenoiserConfig, SamplingConf
 from .denoiser import CosmosDenoiser
 from .detokenize import Detokenizer
 from .encoder import FrozenEncoder, TokenizedBatch, as_text_list
+from .infill import TextChunk, keep_mask, pinning
 from .interpolation import INTERPOLATION_METHODS, latent_path, path_weights
-from .outputs import GenerationOutput, InterpolationOutput, PipelineSummary, TrajectoryStep
+from .outputs import GenerationOutput, InfillOutput, InterpolationOutput, PipelineSummary, TrajectoryStep
 from .pipeline_folder import PipelineParts, read_pipeline_folder, write_pipeline_folder
 from .prompts import PromptBatch, check_prompt_request, longest_prompt, prompt_features
-from .sampling import Step, get_sampler, guided, invert_ddim
+from .sampling import Pin, Step, get_sampler, guided, invert_ddim
 from .schedule import TanDSchedule
 from .validation import TextTruncatedWarning, check_compatible, check_int, check_strength, warn_truncated
 
-__all__ = ["CosmosPipeline", "GenerationOutput", "InterpolationOutput", "PipelineSummary", "TextTruncatedWarning",
+__all__ = ["CosmosPipeline", "GenerationOutput", "InfillOutput", "InterpolationOutput", "PipelineSummary",
+           "TextTruncatedWarning",
            "TrajectoryStep", "ProgressCallback", "vary_steps"]
 
 ProgressCallback = Callable[[int, int], None]
@@ -261,14 +263,15 @@ class CosmosPipeline:
         return steps, sampler
 
     def _denoise(self, z_start: torch.Tensor, steps: int, sampler: str, generator: torch.Generator,
-                 t_start: float = 1.0, prompts: PromptBatch | None = None) -> Iterator[Step]:
+                 t_start: float = 1.0, prompts: PromptBatch | None = None, pin: Pin | None = None) -> Iterator[Step]:
         """Run a sampler from z_start (normalised space) at t_start; yields its Steps. With ``prompts``
-        (one row per sample) the denoiser is wrapped with classifier-free guidance."""
+        (one row per sample) the denoiser is wrapped with classifier-free guidance; ``pin`` rewrites the
+        state after every step (infill)."""
         denoiser = self._require_denoiser()
         model = denoiser if prompts is None else guided(denoiser, prompts.features, prompts.mask, prompts.scale)
         return get_sampler(sampler)(model, self.schedule, z_start.to(self.device), steps,
                                     generator=generator, t_start=t_start, t_end=self.sampling.t_end,
-                                    self_condition=denoiser.cfg.self_condition)
+                                    self_condition=denoiser.cfg.self_condition, pin=pin)
 
     def _denoise_chunked(self, z_start: torch.Tensor, steps: int, sampler: str, generator: torch.Generator,
                          t_start: float = 1.0, progress: ProgressCallback | None = None,
@@ -393,3 +396,92 @@ class CosmosPipeline:
         z = self._denoise_chunked(z_t, vary_steps(strength, steps), sampler, generator, t_start, progress)
         latents = denoiser.denormalize(z)
         return GenerationOutput(self.decode(latents), latents)
+
+    # --- infill (chunk-local latents only) -----------------------------------------------------
+    @property
+    def supports_infill(self) -> bool:
+        """True when each latent owns a span of tokens (the chunk compressor) and there is a denoiser."""
+        return self.denoiser is not None and self.autoencoder.cfg.compressor_type == "chunk"
+
+    def _require_infill(self) -> None:
+        self._require_denoiser()
+        if not self.supports_infill:
+            raise ValueError("infill needs a chunk-local autoencoder (compressor_type 'chunk'), whose latent i holds "
+                             "tokens [i r, (i + 1) r) only; this checkpoint's Perceiver latents each attend to every "
+                             "token, so no latent belongs to a span that could be kept")
+
+    def chunks(self, text: str) -> list[TextChunk]:
+        """The text's tokenised row cut into the N chunks the latents own (``keep`` names them by index)."""
+        self._require_infill()
+        if not isinstance(text, str):
+            raise ValueError(f"text must be a string, got {type(text).__name__}")
+        row = self.tokenize([text]).input_ids[0].tolist()
+        cfg, r = self.autoencoder.cfg, self.autoencoder.cfg.chunk_size
+        special = (cfg.cls_token_id, cfg.sep_token_id, cfg.pad_token_id)
+        chunks = []
+        for i in range(cfg.num_latents):
+            ids = [row[j] for j in range(i * r, (i + 1) * r) if row[j] not in special]
+            chunks.append(TextChunk(i, i * r, (i + 1) * r, self.tokenizer.convert_ids_to_tokens(ids), bool(ids)))
+        return chunks
+
+    def _infill_start(self, text, keep, num, prompt, guidance_scale):
+        """Checked infill request: (num, prompts, the text's ids (1, L), kept chunks (N,), its latents (num, N, d)
+        in diffusion space)."""
+        self._require_infill()
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"text must be a non-empty string, got {text!r}")
+        num, prompts = self._prompts(prompt, num, guidance_scale, max_num=self.sampling.batch_size)
+        batch = self.tokenize([text])
+        cfg = self.autoencoder.cfg
+        kept = keep_mask(keep, cfg.num_latents, cfg.chunk_size, int(batch.attention_mask[0].sum()))
+        z0 = self.denoiser.normalize(self.encode([text])).expand(num, -1, -1)      # (num, N, d); warns if cut
+        return num, prompts, batch.input_ids, kept, z0
+
+    def _splice(self, ids: torch.Tensor, kept: torch.Tensor, token_ids: torch.Tensor) -> torch.Tensor:
+        """Decoded ids (B, L) with the kept chunks' positions set to the text's own ids (1, L)."""
+        kept_tokens = kept.repeat_interleave(self.autoencoder.cfg.chunk_size).to(token_ids.device)   # (L,)
+        return torch.where(kept_tokens[None, :], ids.to(token_ids.device), token_ids)
+
+    @torch.inference_mode()
+    def infill_trajectory(self, text: str, keep, num: int | None = None, steps: int | None = None,
+                          sampler: str | None = None, seed: int | None = None, prompt: str | None = None,
+                          guidance_scale: float | None = None) -> Iterator[TrajectoryStep]:
+        """Like :meth:`trajectory` for :meth:`infill` (same arguments and seed, same final texts): every
+        step's x0 estimate decoded, kept chunks showing the text's own tokens."""
+        num, prompts, ids, kept, z0 = self._infill_start(text, keep, num, prompt, guidance_scale)
+        steps, sampler = self._sampler_settings(steps, sampler)
+        generator = self._generator(seed)
+        pin = pinning(self.schedule, z0, kept, steps, generator)
+        z_T = pin(self._prior(num, generator).to(self.device), -1, 1.0)
+        denoiser = self.denoiser
+        for step in self._denoise(z_T, steps, sampler, generator, prompts=prompts, pin=pin):
+            x0 = denoiser.denormalize(torch.where(kept.to(self.device)[None, :, None], z0, step.x0_hat))
+            token_ids = self._splice(ids, kept, self.decode_token_ids(x0))
+            last = step.i == steps - 1
+            final = denoiser.denormalize(step.z_t) if last else None
+            sample_ids = self._splice(ids, kept, self.decode_token_ids(final)) if last else None
+            yield TrajectoryStep(step.i, steps, step.t, step.z_t, x0, token_ids, self.ids_to_texts(token_ids),
+                                 self.ids_to_texts(sample_ids) if last else None, final, self.noise_level(step.t))
+
+    @torch.inference_mode()
+    def infill(self, text: str, keep, num: int | None = None, steps: int | None = None, sampler: str | None = None,
+               seed: int | None = None, prompt: str | None = None, guidance_scale: float | None = None,
+               progress: ProgressCallback | None = None) -> InfillOutput:
+        """Keep the chunks ``keep`` names of ``text`` and sample the others (``cosmos.infill``); ``num`` variants
+        (at most ``sampling.batch_size``). ``keep`` lists chunk indices (see :meth:`chunks`) or (start, end)
+        token spans of the tokenised row ([CLS] at 0). Keeping the first chunks continues the text, keeping
+        the last ones writes what comes before them; none kept is plain generation, all kept gives the text
+        back. Chunk-local checkpoints only (:attr:`supports_infill`)."""
+        num, prompts, ids, kept, z0 = self._infill_start(text, keep, num, prompt, guidance_scale)
+        steps, sampler = self._sampler_settings(steps, sampler)
+        generator = self._generator(seed)
+        pin = pinning(self.schedule, z0, kept, steps, generator)
+        z, done = pin(self._prior(num, generator).to(self.device), -1, 1.0), 0
+        for step in self._denoise(z, steps, sampler, generator, prompts=prompts, pin=pin):
+            z, done = step.z_t, done + 1
+            if progress is not None:
+                progress(done, steps)
+        latents = self.denoiser.denormalize(z)
+        token_ids = self._splice(ids, kept, self.decode_token_ids(latents))
+        return InfillOutput(self.ids_to_texts(token_ids), latents, token_ids, kept.nonzero().flatten().tolist())
+

@@ -28,6 +28,8 @@ from .config import is_guidance_scale
 from .schedule import TanDSchedule
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Tensor]
+Pin = Callable[[torch.Tensor, int, float], torch.Tensor]
+"""``pin(z, i, t)``: the state after step i at time t, with some positions replaced (infill: the kept latents)."""
 
 
 @dataclass
@@ -84,11 +86,12 @@ def _batch_t(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 def sample_euler_maruyama(denoiser: Denoiser, schedule: TanDSchedule, z_start: torch.Tensor, steps: int, *,
                           generator: torch.Generator | None = None, t_start: float = 1.0, t_end: float = 0.05,
-                          self_condition: bool = True) -> Iterator[Step]:
+                          self_condition: bool = True, pin: Pin | None = None) -> Iterator[Step]:
     """Euler-Maruyama on the reverse VP-SDE (Song et al. 2021); the paper's default sampler.
 
     Reverse drift f - g^2 score with f = -beta z / 2, g^2 = beta, score = -(z - a x0_hat) / s^2.
-    The last step returns the mean (no noise added), as in the paper.
+    The last step returns the mean (no noise added), as in the paper. ``pin`` (optional) rewrites the
+    state after every step (replacement conditioning, as RePaint; ``cosmos.infill``).
     """
     ts = time_grid(steps, t_start, t_end)
     z, x0 = z_start, None
@@ -102,16 +105,18 @@ def sample_euler_maruyama(denoiser: Denoiser, schedule: TanDSchedule, z_start: t
         z = z + drift * dt
         if i < steps - 1:
             z = z + (beta * -dt) ** 0.5 * randn_like(z, generator)
+        if pin is not None:
+            z = pin(z, i, float(t_next))
         yield Step(i, float(t_next), z, x0)
 
 
 def sample_ddim(denoiser: Denoiser, schedule: TanDSchedule, z_start: torch.Tensor, steps: int, *,
                 generator: torch.Generator | None = None, t_start: float = 1.0, t_end: float = 0.05,
-                self_condition: bool = True) -> Iterator[Step]:
+                self_condition: bool = True, pin: Pin | None = None) -> Iterator[Step]:
     """Deterministic DDIM (Song et al. 2021), the probability-flow ODE's first-order solver.
 
     z_next = a(t_next) x0_hat + s(t_next) eps_hat with eps_hat = (z - a(t) x0_hat) / s(t).
-    ``generator`` is accepted for the shared signature and unused.
+    ``generator`` is accepted for the shared signature and unused (a ``pin`` may draw from it).
     """
     ts = time_grid(steps, t_start, t_end)
     z, x0 = z_start, None
@@ -121,6 +126,8 @@ def sample_ddim(denoiser: Denoiser, schedule: TanDSchedule, z_start: torch.Tenso
         a, s = float(schedule.alpha(t)), float(schedule.sigma(t))
         eps = (z - a * x0) / s
         z = float(schedule.alpha(t_next)) * x0 + float(schedule.sigma(t_next)) * eps
+        if pin is not None:
+            z = pin(z, i, float(t_next))
         yield Step(i, float(t_next), z, x0)
 
 

@@ -1,0 +1,129 @@
+"""Issue 18: infill by chunks on chunk-local latents (``CosmosPipeline.infill`` / ``infill_trajectory``)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import TINY_L, TINY_N, tiny_autoencoder_config, tiny_denoiser_config
+
+from cosmos import CosmosPipeline, SamplingConfig
+from cosmos.infill import keep_mask
+
+TEXT = "the cat sat on the mat and then the dog came home"   # 12 words: fills the L = 16 row
+R = TINY_L // TINY_N                                         # tokens per chunk
+
+
+def make_chunk_pipeline(encoder, encoder_dir, **denoiser) -> CosmosPipeline:
+    torch.manual_seed(0)
+    ae = tiny_autoencoder_config(encoder_dir, compressor_type="chunk", chunk_hidden=64, decoder_layers=0)
+    return CosmosPipeline.build(ae, tiny_denoiser_config(**denoiser), sampling=SamplingConfig(steps=4, batch_size=4),
+                                encoder=encoder)
+
+
+@pytest.fixture(scope="module")
+def chunk_pipe(tiny_encoder, tiny_encoder_dir):
+    return make_chunk_pipeline(tiny_encoder, tiny_encoder_dir)
+
+
+def _row(pipe, text=TEXT):
+    return pipe.tokenize([text]).input_ids[0]
+
+
+def test_chunks_cut_the_row_into_the_spans_the_latents_own(chunk_pipe):
+    chunks = chunk_pipe.chunks(TEXT)
+    assert [(c.index, c.start, c.end) for c in chunks] == [(i, i * R, (i + 1) * R) for i in range(TINY_N)]
+    row = _row(chunk_pipe).tolist()
+    words = chunk_pipe.tokenizer.convert_ids_to_tokens(row[1:row.index(chunk_pipe.tokenizer.sep_token_id)])
+    assert [t for c in chunks for t in c.tokens] == words                     # every word once, in order
+    short = chunk_pipe.chunks("a cat")
+    assert [c.in_text for c in short] == [True] + [False] * (TINY_N - 1)    # the rest is padding
+
+
+@pytest.mark.parametrize("sampler", ["sde", "ddim"])
+@pytest.mark.parametrize("keep", [[0], [0, 1], [TINY_N - 1], [0, TINY_N - 1], [1, 2]])
+def test_kept_chunks_keep_their_tokens_and_the_same_seed_gives_the_same_infill(chunk_pipe, sampler, keep):
+    out = chunk_pipe.infill(TEXT, keep=keep, num=3, sampler=sampler, seed=5)
+    row = _row(chunk_pipe)
+    assert out.kept == keep and out.token_ids.shape == (3, TINY_L) and out.latents.shape == (3, *chunk_pipe.latent_shape)
+    for i in keep:
+        assert torch.equal(out.token_ids[:, i * R:(i + 1) * R], row[i * R:(i + 1) * R].expand(3, -1))
+    z_text = chunk_pipe.encode([TEXT])[0]
+    assert torch.allclose(out.latents[:, keep], z_text[keep].expand(3, -1, -1), atol=1e-5)  # pinned exactly
+    again = chunk_pipe.infill(TEXT, keep=keep, num=3, sampler=sampler, seed=5)
+    assert again.texts == out.texts and torch.equal(again.latents, out.latents)
+    other = chunk_pipe.infill(TEXT, keep=keep, num=3, sampler=sampler, seed=6)
+    if sampler == "sde" or len(keep) < TINY_N:
+        assert not torch.equal(other.latents, out.latents)
+
+
+def test_all_kept_gives_the_text_back_and_none_kept_is_plain_sampling(chunk_pipe):
+    everything = chunk_pipe.infill(TEXT, keep=list(range(TINY_N)), num=2, seed=0)
+    assert everything.texts == chunk_pipe.ids_to_texts(_row(chunk_pipe)[None]) * 2
+    nothing = chunk_pipe.infill(TEXT, keep=[], num=2, seed=0)
+    assert nothing.kept == [] and len(nothing.texts) == 2 and nothing.latents.shape == (2, *chunk_pipe.latent_shape)
+
+
+def test_token_spans_map_to_the_chunks_that_hold_them(chunk_pipe):
+    assert keep_mask([(1, R + 1)], TINY_N, R, TINY_L).tolist() == [True, True, False, False]
+    assert keep_mask([(R, 2 * R)], TINY_N, R, TINY_L).tolist() == [False, True, False, False]
+    assert keep_mask([0, (2 * R, 2 * R + 1)], TINY_N, R, TINY_L).tolist() == [True, False, True, False]
+    by_span = chunk_pipe.infill(TEXT, keep=[(0, R)], seed=1)
+    by_index = chunk_pipe.infill(TEXT, keep=[0], seed=1)
+    assert by_span.texts == by_index.texts
+
+
+@pytest.mark.parametrize("keep, message", [
+    ([TINY_N], "out of range"), ([-1], "out of range"), ([(0, TINY_L + 1)], "outside the text"),
+    ([(3, 3)], "outside the text"), (["0"], "not a chunk index"), ([True], "not a chunk index"),
+    ("0", "must be a list"), (5, "must be a list"), ([(1, 2, 3)], "not a chunk index")])
+def test_bad_keep_values_are_refused_with_a_clear_message(chunk_pipe, keep, message):
+    with pytest.raises(ValueError, match=message):
+        chunk_pipe.infill(TEXT, keep=keep)
+
+
+def test_a_span_past_the_end_of_a_short_text_is_refused(chunk_pipe):
+    tokens = int(chunk_pipe.tokenize(["a cat"]).attention_mask.sum())        # [CLS] a cat [SEP]
+    chunk_pipe.infill("a cat", keep=[(0, tokens)], seed=0)
+    with pytest.raises(ValueError, match="outside the text"):
+        chunk_pipe.infill("a cat", keep=[(0, tokens + 1)], seed=0)
+
+
+@pytest.mark.parametrize("text", ["", "   ", None, 3])
+def test_empty_or_non_text_is_refused(chunk_pipe, text):
+    with pytest.raises(ValueError, match="non-empty string"):
+        chunk_pipe.infill(text, keep=[0])
+
+
+def test_a_perceiver_checkpoint_is_refused_saying_why(tiny_pipeline):
+    assert not tiny_pipeline.supports_infill
+    with pytest.raises(ValueError, match="Perceiver latents each attend to every token"):
+        tiny_pipeline.infill(TEXT, keep=[0])
+    with pytest.raises(ValueError, match="chunk-local autoencoder"):
+        tiny_pipeline.chunks(TEXT)
+
+
+def test_infill_trajectory_streams_the_same_result(chunk_pipe):
+    out = chunk_pipe.infill(TEXT, keep=[0, 3], num=2, steps=5, seed=3)
+    steps = list(chunk_pipe.infill_trajectory(TEXT, keep=[0, 3], num=2, steps=5, seed=3))
+    assert [s.i for s in steps] == list(range(5)) and steps[-1].sample_texts == out.texts
+    assert torch.equal(steps[-1].sample_latents, out.latents)
+    row = _row(chunk_pipe)
+    for step in steps:                                   # every step shows the kept chunks' own tokens
+        assert torch.equal(step.token_ids[:, :R], row[:R].expand(2, -1))
+        assert step.sigma > 0
+
+
+def test_infill_with_and_without_a_prompt_on_a_conditional_checkpoint(tiny_encoder, tiny_encoder_dir):
+    pipe = make_chunk_pipeline(tiny_encoder, tiny_encoder_dir, source_dim=tiny_encoder.hidden_size,
+                               source_max_length=8)
+    plain = pipe.infill(TEXT, keep=[0], num=2, seed=0)
+    prompted = pipe.infill(TEXT, keep=[0], num=2, seed=0, prompt="a story about a dog", guidance_scale=1.0)
+    assert len(plain.texts) == len(prompted.texts) == 2
+    assert not torch.equal(plain.latents[:, 1:], prompted.latents[:, 1:])      # the prompt steers the rest
+    assert torch.equal(plain.latents[:, 0], prompted.latents[:, 0])           # the kept chunk does not move
+
+
+def test_progress_is_reported_per_step(chunk_pipe):
+    seen = []
+    chunk_pipe.infill(TEXT, keep=[0], steps=3, seed=0, progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(1, 3), (2, 3), (3, 3)]
