@@ -127,3 +127,27 @@ def test_progress_is_reported_per_step(chunk_pipe):
     seen = []
     chunk_pipe.infill(TEXT, keep=[0], steps=3, seed=0, progress=lambda done, total: seen.append((done, total)))
     assert seen == [(1, 3), (2, 3), (3, 3)]
+
+
+# --- bench/infill.py: the bookkeeping, with a stand-in judge that scores a text by its length -------------
+class LengthJudge:
+    def perplexities(self, texts):
+        return [float(len(t)) for t in texts]
+
+
+def test_the_infill_benchmark_keeps_its_books(chunk_pipe):
+    from bench.infill import evaluate, spliced, task_keeps
+
+    assert task_keeps(8, 2) == {"middle": [0, 1, 6, 7], "beginning": [4, 5, 6, 7]}
+    windows = [TEXT, "a dog ran to the park and saw a big red ball there", "the sun was hot so we went in"]
+    swapped = spliced(chunk_pipe, windows[0], windows[1], [1])
+    row, donor = _row(chunk_pipe, windows[0]), _row(chunk_pipe, windows[1])
+    expected = torch.cat([row[:R], donor[R:2 * R], row[2 * R:]])
+    assert swapped == chunk_pipe.ids_to_texts(expected[None])[0]
+    result = evaluate(chunk_pipe, LengthJudge(), windows, variants=2, seeds=2, steps=2, context=1)
+    assert result["original_gen_ppl"] == float(sorted(len(w) for w in windows)[1])
+    for task in ("middle", "beginning"):
+        row = result[task]
+        assert row["kept_exact"]["mean"] == 1.0 and len(row["gen_ppl"]["runs"]) == 2
+        assert 0.0 <= row["diversity"]["mean"] <= 1.0 and row["control_gen_ppl"] > 0
+    assert result["middle"]["kept"] == [0, TINY_N - 1] and result["middle"]["rewritten"] == [1, 2]
