@@ -28,3 +28,6 @@ def test_the_library_in_five_minutes_runs_as_written(tmp_path, monkeypatch):
     assert len(scope["out"].texts) == 4 and len(scope["path"].texts) == 8 and len(scope["edits"].texts) == 4
     assert scope["story_pipe"].supports_prompts and len(scope["story"].texts) == 3 and len(scope["pair"].texts) == 2
     assert (tmp_path / "my-cosmos" / "model_index.json").is_file() and scope["pipe"] is not None
+    kept = scope["default"].tokenize([scope["text"]]).input_ids[0, :16]       # the first two chunks, kept
+    assert len(scope["more"].texts) == 4 and all(bool((row[:16] == kept).all()) for row in scope["more"].token_ids)
+    assert scope["start"].kept == [4, 5, 6, 7] and len(scope["start"].texts) == 4
