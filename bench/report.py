@@ -4,7 +4,8 @@
     python -m bench.report --all    # first train what is missing and re-measure everything, then render:
                                     #   python -m bench.baselines; python -m bench.quality;
                                     #   python -m bench.speed --vs-ar;
-                                    #   python -m bench.conditional --pipeline assets/cosmos-story-cpu
+                                    #   python -m bench.conditional --pipeline assets/cosmos-story-cpu;
+                                    #   python -m bench.infill
 
 PNG export uses kaleido with a Chromium (``BROWSER_PATH``, default /usr/bin/chromium when it exists);
 without one, the HTML figures are written and the PNGs are skipped with a note.
@@ -185,6 +186,27 @@ def conditional_section() -> str:
     return "\n".join(out) + "\n"
 
 
+def infill_section(r: dict | None) -> str:
+    if not r:
+        return "Not measured yet: `python -m bench.infill` (needs the AR judge: `python -m bench.baselines --only bench-ar`).\n"
+    st = r["settings"]
+    out = [f"`{r['pipeline']}`: {st['windows']} held-out TinyStories windows (every chunk text) x {st['variants']} "
+           f"variants x {st['seeds']} seeds, {st['steps']} {st['sampler']} steps. Gen. PPL: median perplexity of the "
+           f"whole window under the AR judge (`{r['judge']}`; lower is better). The original windows score "
+           f"**{r['original_gen_ppl']:.1f}**; the control puts the same span, verbatim, from another held-out window "
+           "(text that reads, but does not fit). Diversity: of the rewritten spans across one window's variants.\n",
+           "| task | kept chunks | gen. PPL (infilled) ↓ | gen. PPL (control) | diversity ↑ | kept tokens exact | seconds / seed |",
+           "|---|---|---:|---:|---:|---:|---:|"]
+    for task in ("middle", "beginning"):
+        t = r[task]
+        out.append(f"| {task} | {', '.join(map(str, t['kept']))} | {fmt(t['gen_ppl'], 1)} | {t['control_gen_ppl']:.1f} | "
+                   f"{fmt(t['diversity'])} | {t['kept_exact']['mean']:.3f} | {t['seconds']['mean']:.0f} |")
+    ex = r["middle"]["examples"][0] if r["middle"]["examples"] else None
+    if ex:
+        out.append(f"\nExample (middle, seed 0): window: \"{ex['window']}\"; variant 1: \"{ex['variants'][0]}\"")
+    return "\n".join(out) + "\n"
+
+
 def findings(rows: dict[str, dict], speed: dict | None) -> str:
     """Sentences computed from the numbers (so they cannot drift from the tables)."""
     out = []
@@ -360,6 +382,9 @@ batch 64 (more wall time than `bench-l8`; see the table). Train them: `python -m
 ## Conditional generation: story continuation (issue 7)
 
 {conditional_section()}
+## Infill: rewriting a span in context (issue 18)
+
+{infill_section(load(RESULTS / "infill.json"))}
 ## Samples (first two of seed 0, verbatim)
 
 {samples_section(rows)}
@@ -375,6 +400,7 @@ def run_everything() -> None:
              [sys.executable, "-m", "bench.speed", "--vs-ar"]]
     if (Path(STORY_PIPELINE) / "model_index.json").is_file():
         steps.append([sys.executable, "-m", "bench.conditional", "--pipeline", STORY_PIPELINE])
+    steps.append([sys.executable, "-m", "bench.infill"])
     for cmd in steps:
         print("$", " ".join(cmd[1:]), flush=True)
         if subprocess.run(cmd).returncode != 0:

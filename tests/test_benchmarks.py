@@ -267,3 +267,22 @@ def test_report_renders_tables_findings_and_figures(tmp_path, monkeypatch):
     assert ("continuations follow their own prompt (BERTScore-style F1 0.500 against their own reference vs 0.400 "
             "against other prompts' at w = 0). The largest gap, 0.150, is at guidance w = 2 (F1 0.450, "
             "diversity 0.200 vs 0.300 at w = 0)") in text
+
+
+def test_report_renders_the_infill_table(tmp_path, monkeypatch):
+    spread = lambda v: {"mean": v, "std": 0.5, "runs": [v]}  # noqa: E731
+    task = lambda kept: {"kept": kept, "rewritten": [], "gen_ppl": spread(60.0), "control_gen_ppl": 90.0,  # noqa: E731
+                         "diversity": spread(0.4), "kept_exact": spread(1.0), "seconds": spread(30.0),
+                         "examples": [{"window": "the cat sat", "variants": ["the dog sat"]}]}
+    results = tmp_path / "results"
+    results.mkdir()
+    monkeypatch.setattr(report, "RESULTS", results)
+    assert "Not measured yet: `python -m bench.infill`" in report.infill_section(None)
+    (results / "infill.json").write_text(json.dumps({
+        "pipeline": "assets/cosmos-cpu-small", "judge": "bench-ar", "original_gen_ppl": 40.0,
+        "settings": {"windows": 8, "variants": 2, "seeds": 1, "steps": 10, "sampler": "sde"},
+        "middle": task([0, 1, 6, 7]), "beginning": task([4, 5, 6, 7])}))
+    text = report.infill_section(report.load(results / "infill.json"))
+    assert "The original windows score **40.0**" in text
+    assert "| middle | 0, 1, 6, 7 | 60.0 ± 0.5 | 90.0 | 0.400 ± 0.500 | 1.000 | 30 |" in text
+    assert 'window: "the cat sat"; variant 1: "the dog sat"' in text
