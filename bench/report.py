@@ -190,6 +190,14 @@ def infill_section(r: dict | None) -> str:
     if not r:
         return "Not measured yet: `python -m bench.infill` (needs the AR judge: `python -m bench.baselines --only bench-ar`).\n"
     st = r["settings"]
+    if r.get("judge") is None:
+        rows = [f"| {task} | {', '.join(map(str, r[task]['kept']))} | {fmt(r[task]['diversity'])} | "
+                f"{r[task]['kept_exact']['mean']:.3f} | {r[task]['seconds']['mean']:.0f} |" for task in ("middle", "beginning")]
+        return "\n".join([f"`{r['pipeline']}`: {st['windows']} held-out windows x {st['variants']} variants x "
+                          f"{st['seeds']} seeds, {st['steps']} steps, **without the AR judge** (not trained when this "
+                          "ran), so without gen. PPL: how well the spans fit is not measured yet.\n",
+                          "| task | kept chunks | diversity ↑ | kept tokens exact | seconds / seed |",
+                          "|---|---|---:|---:|---:|", *rows]) + "\n"
     out = [f"`{r['pipeline']}`: {st['windows']} held-out TinyStories windows (every chunk text) x {st['variants']} "
            f"variants x {st['seeds']} seeds, {st['steps']} {st['sampler']} steps. Gen. PPL: median perplexity of the "
            f"whole window under the AR judge (`{r['judge']}`; lower is better). The original windows score "

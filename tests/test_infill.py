@@ -151,3 +151,6 @@ def test_the_infill_benchmark_keeps_its_books(chunk_pipe):
         assert row["kept_exact"]["mean"] == 1.0 and len(row["gen_ppl"]["runs"]) == 2
         assert 0.0 <= row["diversity"]["mean"] <= 1.0 and row["control_gen_ppl"] > 0
     assert result["middle"]["kept"] == [0, TINY_N - 1] and result["middle"]["rewritten"] == [1, 2]
+    unjudged = evaluate(chunk_pipe, None, windows, variants=2, seeds=1, steps=2, context=1)
+    assert "original_gen_ppl" not in unjudged and "gen_ppl" not in unjudged["middle"]
+    assert unjudged["middle"]["kept_exact"]["mean"] == 1.0
