@@ -16,7 +16,8 @@ import plotly.graph_objects as go
 
 from cosmos.card import CARD_FILE, CardError, ModelCard, Stage
 
-from . import plots
+from . import infill_tab, plots
+from .chunks import chunk_size
 from .context import Playground
 
 log = logging.getLogger("cosmos.app")
@@ -64,6 +65,7 @@ def summary_rows(pg: Playground) -> list[tuple[str, str]]:
             ("sampling defaults", f"{info.sampler}, {info.steps} steps, tan-d schedule d = {info.schedule_d:g}, "
                                   f"down to t = {info.t_end:g}"),
             ("prompts", prompts_row(pg)),
+            ("infill", infill_row(pg)),
             ("latent map", f"{len(pg.latent_map.texts)} points" if pg.latent_map else f"none ({pg.map_problem})"),
             ("loaded in", f"{pg.load_seconds:.1f} s")]
     return rows
@@ -75,6 +77,14 @@ def prompts_row(pg: Playground) -> str:
         return "no: unconditional checkpoint (the prompt box and guidance slider are hidden)"
     return (f"yes: prompt-conditioned (reads up to {pg.prompt_tokens} prompt tokens), default guidance scale "
             f"w = {pg.guidance_default:g} (x0 = x0_c + w (x0_c − x0_u))")
+
+
+def infill_row(pg: Playground) -> str:
+    """Whether the checkpoint can infill (the Infill tab is there), and if not, why."""
+    r = chunk_size(pg.pipe)
+    if r:
+        return f"yes: chunk-local latents, each owning {r} tokens (the Infill tab keeps some chunks, rewrites the rest)"
+    return f"no (so there is no Infill tab): {infill_tab.unavailable_note(pg)}"
 
 
 def model_card(pg: Playground) -> tuple[ModelCard | None, str | None]:

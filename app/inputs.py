@@ -67,6 +67,7 @@ def optional_text(value: object, what: str, max_chars: int) -> str:
     return value
 
 
+_DIGITS = re.compile(r"[0-9]{1,9}")
 _MARKDOWN = re.compile(r"([\\`*_\[\]#|~])")
 
 
@@ -99,6 +100,29 @@ def number(value: object, what: str, low: float, high: float) -> float:
     return float(value)
 
 
+def indices(value: object, what: str, count: int) -> list[int]:
+    """A list of indices into ``count`` things (whole numbers in [0, count - 1]; integral floats and digit strings
+    such as "3", which is how gradio's API schema of a CheckboxGroup describes them, are accepted), returned
+    sorted without repeats; an empty list is allowed. A string, None or another container is refused."""
+    span = f"from 0 to {count - 1:,}" if count else "(there are none)"
+    if not isinstance(value, (list, tuple)):
+        raise refuse(f"{what} must be a list of indices {span}, e.g. [0, 1]; got {_show(value)}.")
+    if len(value) > count:
+        raise refuse(f"{what} lists {len(value):,} indices; there are only {count:,} ({span}).")
+    out = set()
+    for item in value:
+        if isinstance(item, str) and _DIGITS.fullmatch(item):
+            item = int(item)
+        whole = isinstance(item, (int, float)) and not isinstance(item, bool) and \
+            (isinstance(item, int) or (math.isfinite(item) and item == int(item)))
+        if not whole:
+            raise refuse(f"{what} must list whole numbers {span}; got {_show(item)}.")
+        if not 0 <= item < count:
+            raise refuse(f"{what} must list indices {span}; got {_show(item)}.")
+        out.add(int(item))
+    return sorted(out)
+
+
 def choice(value: object, what: str, options: Sequence[str]) -> str:
     if not isinstance(value, str) or value not in options:
         raise refuse(f"{what} must be one of {', '.join(options)}; got {_show(value)}.")
@@ -113,8 +137,13 @@ def truncation_notice(max_tokens: int, what: str = "text") -> Iterator[None]:
         warnings.simplefilter("always", TextTruncatedWarning)
         yield
     if any(issubclass(w.category, TextTruncatedWarning) for w in caught):
-        gr.Warning(f"The model reads at most {max_tokens} tokens per {what}: longer {what} was cut to its "
-                   f"first {max_tokens} tokens (the rest is ignored).")
+        truncated(max_tokens, what)
+
+
+def truncated(max_tokens: int, what: str = "text") -> None:
+    """The toast :func:`truncation_notice` shows, for a handler that found the cut itself."""
+    gr.Warning(f"The model reads at most {max_tokens} tokens per {what}: longer {what} was cut to its "
+               f"first {max_tokens} tokens (the rest is ignored).")
 
 
 def _as_user_error(err: Exception, where: str) -> gr.Error:

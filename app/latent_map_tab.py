@@ -19,7 +19,8 @@ from .context import MODEL_QUEUE, Playground, Produced
 from .plots import OVERLAY_COLORS, Overlay, latent_map_figure, message_figure
 from .trajectory_run import Trajectory
 
-LAYERS = list(OVERLAY_COLORS)          # your texts, generated samples, interpolation path, trajectory, variations
+INFILL_LAYER = "infill variants"        # offered on checkpoints that can infill only
+LAYERS = [layer for layer in OVERLAY_COLORS if layer != INFILL_LAYER]   # your texts, samples, path, trajectory, variations
 MAX_TRAJECTORY_POINTS = 40             # a long trajectory is drawn through evenly spaced steps
 EXAMPLE_TEXTS = "Once upon a time there was a little cat.\nCall me Ishmael.\nThe economy grew strongly this year."
 
@@ -39,16 +40,23 @@ def _trajectory_overlay(run: Trajectory) -> Produced:
     return Produced(texts + [f"final sample: {run.final_text}"], latents)
 
 
+def layers_for(pg: Playground) -> list[str]:
+    """The overlays this checkpoint offers: every tab's results (the Infill tab's where it can infill)."""
+    return LAYERS + [INFILL_LAYER] if pg.pipe.supports_infill else LAYERS
+
+
 @inputs.user_facing
 def draw_map(pg: Playground, own_texts: str, layers: list[str], generated: Produced | None,
-             interpolation: Produced | None, trajectory: Trajectory | None, variations: Produced | None):
+             interpolation: Produced | None, trajectory: Trajectory | None, variations: Produced | None,
+             infill: Produced | None = None):
     """The map with the chosen overlays; returns (figure, summary line)."""
     if pg.latent_map is None:
         raise inputs.refuse(f"This checkpoint has no latent map. {pg.map_problem}")
     if layers is None:
         layers = []
-    if not isinstance(layers, list) or any(layer not in LAYERS for layer in layers):
-        raise inputs.refuse(f"Overlays must be a list drawn from: {', '.join(LAYERS)}.")
+    offered = layers_for(pg)
+    if not isinstance(layers, list) or any(layer not in offered for layer in layers):
+        raise inputs.refuse(f"Overlays must be a list drawn from: {', '.join(offered)}.")
     lmap, notes, wanted = pg.latent_map, [], {}
     if "your texts" in layers:
         lines = [line for line in inputs.text(own_texts, "Your texts", pg.limits.max_text_chars).splitlines()
@@ -60,7 +68,7 @@ def draw_map(pg: Playground, own_texts: str, layers: list[str], generated: Produ
             wanted["your texts"] = Produced(lines, pg.pipe.encode(lines))
     finished_run = trajectory if isinstance(trajectory, Trajectory) and trajectory.final_latent is not None else None
     sources = {"generated samples": (generated, "Generate"), "interpolation path": (interpolation, "Interpolate"),
-               "variations": (variations, "Vary / edit"),
+               "variations": (variations, "Vary / edit"), INFILL_LAYER: (infill, "Infill"),
                "denoising trajectory": (finished_run and _trajectory_overlay(finished_run), "Denoising trajectory")}
     for layer, (value, tab) in sources.items():
         if layer in layers:
@@ -79,17 +87,17 @@ def draw_map(pg: Playground, own_texts: str, layers: list[str], generated: Produ
 
 
 def build(pg: Playground, generated: gr.State, interpolation: gr.State, trajectory: gr.State,
-          variations: gr.State) -> None:
+          variations: gr.State, infill: gr.State) -> None:
     gr.Markdown("Every point is one text's latent (N vectors, flattened), projected to 2-D with UMAP "
                 "(fixed seed). Hover to read the text. Reference set: public-domain prose passages "
                 "(held-out) and the model's own samples. Add your texts and the other tabs' latest results.")
     with gr.Row():
         own = gr.Textbox(label="Your texts (one per line)", lines=3, value=EXAMPLE_TEXTS,
                          max_length=pg.limits.max_text_chars)
-        layers = gr.CheckboxGroup(LAYERS, value=["your texts"], label="Overlays")
+        layers = gr.CheckboxGroup(layers_for(pg), value=["your texts"], label="Overlays")
     run = gr.Button("Draw", variant="primary")
     info = gr.Markdown()
     figure = gr.Plot(value=base_figure(pg), label="latent map")
-    run.click(functools.partial(draw_map, pg), [own, layers, generated, interpolation, trajectory, variations],
+    run.click(functools.partial(draw_map, pg), [own, layers, generated, interpolation, trajectory, variations, infill],
               [figure, info], api_name="latent_map", preprocess=False,
               concurrency_id=MODEL_QUEUE)

@@ -15,7 +15,7 @@ TEMPLATE = "plotly_white"
 CHANGED_COLOR = "#f59e0b"
 PALETTE = ["#94a3b8", "#60a5fa", "#a78bfa", "#34d399", "#f472b6", "#fbbf24"]
 OVERLAY_COLORS = {"your texts": "#dc2626", "generated samples": "#16a34a", "interpolation path": "#2563eb",
-                  "denoising trajectory": "#ea580c", "variations": "#9333ea"}
+                  "denoising trajectory": "#ea580c", "variations": "#9333ea", "infill variants": "#0891b2"}
 
 
 def hover(text: str, width: int = 70, max_lines: int = 6) -> str:
@@ -28,12 +28,24 @@ def hover(text: str, width: int = 70, max_lines: int = 6) -> str:
 
 def trajectory_figure(steps: Sequence[int], changed: Sequence[int], sigmas: Sequence[float],
                       distance_to_final: Sequence[float] | None, total_steps: int,
-                      marker: int | None = None) -> go.Figure:
+                      marker: int | None = None, chunk_changes: Sequence[Sequence[int]] | None = None) -> go.Figure:
     """Per-step quantities of one denoising run (steps numbered from 1, as the captions count);
-    ``distance_to_final`` is known once the run ends."""
-    fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.08, subplot_titles=(
-        "x0 estimate: distance to the final latent (relative L2)", "tokens changed since the previous step",
-        "noise level σ(t) of the tan-d schedule"))
+    ``distance_to_final`` is known once the run ends. ``chunk_changes`` (per step, tokens changed per chunk;
+    chunk-local checkpoints) adds a heat strip of which chunks changed when."""
+    titles = ["x0 estimate: distance to the final latent (relative L2)", "tokens changed since the previous step",
+              "noise level σ(t) of the tan-d schedule"]
+    if chunk_changes is not None:
+        titles.insert(2, "tokens changed per chunk (each latent's span)")
+    rows = len(titles)
+    fig = make_subplots(rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.08 if rows == 3 else 0.06,
+                        subplot_titles=titles)
+    if chunk_changes is not None:
+        per_chunk = np.array(chunk_changes, dtype=float).reshape(len(steps), -1).T     # (chunks, steps)
+        fig.add_trace(go.Heatmap(x=list(steps), y=list(range(per_chunk.shape[0])), z=per_chunk.tolist(),
+                                 colorscale=[[0, "#ffffff"], [1, CHANGED_COLOR]], zmin=0, showscale=False,
+                                 name="chunks", hovertemplate="step %{x}, chunk %{y}: %{z} changed<extra></extra>"),
+                      row=3, col=1)
+        fig.update_yaxes(title_text="chunk", autorange="reversed", dtick=1, row=3, col=1)
     if distance_to_final is not None:
         fig.add_trace(go.Scatter(x=list(steps), y=list(distance_to_final), mode="lines+markers",
                                  marker_size=4, name="distance"), row=1, col=1)
@@ -41,11 +53,13 @@ def trajectory_figure(steps: Sequence[int], changed: Sequence[int], sigmas: Sequ
         fig.add_annotation(text="shown when the run ends (the final latent is not known yet)", showarrow=False,
                            xref="x domain", yref="y domain", x=0.5, y=0.5, row=1, col=1)
     fig.add_trace(go.Bar(x=list(steps), y=list(changed), marker_color=CHANGED_COLOR, name="changed"), row=2, col=1)
-    fig.add_trace(go.Scatter(x=list(steps), y=list(sigmas), mode="lines", name="σ(t)"), row=3, col=1)
+    fig.add_trace(go.Scatter(x=list(steps), y=list(sigmas), mode="lines", name="σ(t)"), row=rows, col=1)
     if marker is not None:
         fig.add_vline(x=marker, line_dash="dot", line_color="#475569")
-    fig.update_xaxes(range=[0.5, total_steps + 0.5], title_text="step", row=3, col=1)
-    fig.update_layout(template=TEMPLATE, height=560, showlegend=False, margin=dict(l=50, r=20, t=40, b=40))
+    fig.update_xaxes(range=[0.5, total_steps + 0.5])
+    fig.update_xaxes(title_text="step", row=rows, col=1)
+    fig.update_layout(template=TEMPLATE, height=560 if rows == 3 else 720, showlegend=False,
+                      margin=dict(l=50, r=20, t=40, b=40))
     return fig
 
 

@@ -10,6 +10,7 @@ import torch
 from cosmos import join_wordpieces
 
 from . import prompt_box
+from .chunks import changed_chunks_text
 from .plots import trajectory_figure
 
 CHANGED = "changed"   # the label of tokens that changed since the previous step
@@ -28,6 +29,8 @@ class Trajectory:
     changed: list[int] = field(default_factory=list)      # per step: tokens changed since the previous step
     sigmas: list[float] = field(default_factory=list)     # per step: σ(t) after the step
     x0: list[torch.Tensor] = field(default_factory=list)  # per step: (N, d) x0 estimate, autoencoder space
+    chunk_size: int | None = None                         # chunk-local checkpoints: tokens per latent (else None)
+    chunk_changes: list[list[int]] = field(default_factory=list)   # per step, with chunk_size: changed tokens per chunk
     distance: list[float] | None = None                   # per step: ‖x0_i − z_final‖ / ‖z_final‖
     final_text: str = ""
     final_latent: torch.Tensor | None = None               # (N, d)
@@ -48,8 +51,10 @@ class Trajectory:
     def figure(self, marker: int | None = None):
         """Charts of the steps so far; ``marker`` (0-based step index) draws a line at that step."""
         return trajectory_figure(range(1, len(self.changed) + 1), self.changed, self.sigmas, self.distance,
-                                 self.steps, None if marker is None else marker + 1)
+                                 self.steps, None if marker is None else marker + 1,
+                                 self.chunk_changes if self.chunk_size else None)
 
     def caption(self, i: int) -> str:
-        return (f"step **{i + 1} / {self.steps}** · σ(t) = {self.sigmas[i]:.3f} · "
-                f"{self.changed[i]} token(s) changed")
+        caption = (f"step **{i + 1} / {self.steps}** · σ(t) = {self.sigmas[i]:.3f} · "
+                   f"{self.changed[i]} token(s) changed")
+        return caption + f" · {changed_chunks_text(self.chunk_changes[i])}" if self.chunk_size else caption

@@ -1,7 +1,8 @@
 """Denoising trajectory tab: watch one sample emerge, step by step (improved-diffusion's progressive loop).
 
 Every sampler step's x0 estimate is decoded and streamed; tokens that changed since the previous step
-are highlighted. The finished run stays in the session, so the step slider scrubs back through it
+are highlighted, and on a chunk-local checkpoint (latent i owns tokens [i r, (i + 1) r)) the caption and a heat
+strip name the chunks they are in. The finished run stays in the session, so the step slider scrubs back through it
 without recomputing. On a prompt-conditioned checkpoint the run may continue a prompt (shown in front
 of the decoded text, in its own colour).
 """
@@ -16,10 +17,9 @@ import time
 import gradio as gr
 import torch
 
-from cosmos import SAMPLER_LABELS
-
-from . import inputs, prompt_box
-from .context import MAX_SEED, MODEL_QUEUE, Playground
+from . import inputs, prompt_box, widgets
+from .chunks import changed_per_chunk, chunk_size
+from .context import MODEL_QUEUE, Playground
 from .plots import CHANGED_COLOR
 from .trajectory_run import CHANGED, Trajectory
 FIGURE_EVERY_S = 0.3   # redraw the charts at most this often while streaming (the text streams every step)
@@ -30,6 +30,9 @@ def _record_step(run: Trajectory, pieces: list[tuple[int, str]], prev_ids: list[
     flags = [(piece, prev_ids is None or prev_ids[j] != ids[j]) for j, piece in pieces]
     run.pieces.append(flags)
     run.changed.append(sum(changed for _, changed in flags))
+    if run.chunk_size:                                     # which latent's span each changed token is in
+        run.chunk_changes.append(changed_per_chunk(pieces, [changed for _, changed in flags], run.chunk_size,
+                                                   x0.shape[0]))
     run.sigmas.append(sigma)
     run.x0.append(x0)
 
@@ -45,7 +48,7 @@ def run_trajectory(pg: Playground, steps: float, sampler: str, seed: float, prom
     """
     steps, sampler, seed = pg.sampler_settings(steps, sampler, seed)
     prompt, scale = pg.prompt_settings(prompt, guidance_scale)
-    run = Trajectory(steps, sampler, seed, prompt, scale)
+    run = Trajectory(steps, sampler, seed, prompt, scale, chunk_size=chunk_size(pg.pipe))
     prev_ids, last_figure = None, 0.0
     hidden_slider = gr.Slider(visible=False)
     check_time = pg.step_callback(None, "")
@@ -89,15 +92,13 @@ def show_step(run: Trajectory | None, step: float):
 def build(pg: Playground, run_state: gr.State) -> None:
     gr.Markdown("Each step, the denoiser estimates the clean latent x0 from the noisy one; here that "
                 "estimate is decoded to text after every step. Tokens that changed since the previous "
-                "step are highlighted.")
+                "step are highlighted" + ("; on this chunk-local checkpoint the caption and a heat strip say which "
+                                          "latents' spans (chunks) they are in." if chunk_size(pg.pipe) else "."))
     prompt, guidance = prompt_box.build(pg)
     with gr.Row():
         steps = gr.Slider(1, pg.limits.max_steps, value=50, step=1, label="Steps")
-        sampler = gr.Radio([(label, key) for key, label in SAMPLER_LABELS.items()], value="sde", label="Sampler")
-        seed = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed")
-    with gr.Row():
-        run_button = gr.Button("Run the trajectory", variant="primary")
-        stop_button = gr.Button("Stop", variant="stop", scale=0)
+        sampler, seed = widgets.sampler_and_seed()
+    run_button, stop_button = widgets.run_and_stop("Run the trajectory")
     caption = gr.Markdown()
     text = gr.HighlightedText(label="decoded x0 estimate",
                               color_map={CHANGED: CHANGED_COLOR, prompt_box.PROMPT_LABEL: prompt_box.PROMPT_COLOR},

@@ -7,7 +7,7 @@ import html
 
 import gradio as gr
 
-from . import about_tab, generate_tab, interpolate_tab, latent_map_tab, trajectory_tab, vary_tab
+from . import about_tab, generate_tab, infill_tab, interpolate_tab, latent_map_tab, trajectory_tab, vary_tab
 from .context import Playground
 
 CONCURRENCY = 1        # per concurrency id; every model event shares MODEL_QUEUE: torch already uses every core
@@ -33,7 +33,7 @@ def header(pg: Playground) -> str:
 def build_demo(pg: Playground) -> gr.Blocks:
     with gr.Blocks(title="Cosmos playground", analytics_enabled=False) as demo:
         gr.Markdown(header(pg))
-        generated, interpolation, trajectory, variations = (gr.State(None) for _ in range(4))
+        generated, interpolation, trajectory, variations, infilled = (gr.State(None) for _ in range(5))
         with gr.Tabs():
             with gr.Tab("Generate", id="generate"):
                 generate_tab.build(pg, generated)
@@ -42,9 +42,12 @@ def build_demo(pg: Playground) -> gr.Blocks:
             with gr.Tab("Interpolate", id="interpolate"):
                 interpolate_tab.build(pg, interpolation)
             with gr.Tab("Latent map", id="latent-map"):
-                latent_map_tab.build(pg, generated, interpolation, trajectory, variations)
+                latent_map_tab.build(pg, generated, interpolation, trajectory, variations, infilled)
             with gr.Tab("Vary / edit", id="vary"):
                 vary_tab.build(pg, variations)
+            if pg.pipe.supports_infill:                 # elsewhere the About tab says why there is none
+                with gr.Tab("Infill", id="infill"):
+                    infill_tab.build(pg, infilled)
             with gr.Tab("About", id="about"):
                 about_tab.build(pg)
     return demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)

@@ -31,10 +31,12 @@ from live_app import AppStartError, module_fixture, running_app
 
 live_app = module_fixture()
 
-ENDPOINTS = {"/random_seed", "/generate", "/trajectory", "/trajectory_step", "/interpolate", "/latent_map", "/vary"}
+ENDPOINTS = {"/random_seed", "/generate", "/trajectory", "/trajectory_step", "/interpolate", "/latent_map", "/vary",
+             "/infill"}   # /infill: chunk-local checkpoints only (the embedded default is one)
 SIGNATURES = {   # endpoint -> its parameters, in order; the trailing prompt and guidance_scale (issue 7) have defaults
     "/generate": ["num", "steps", "sampler", "seed", "prompt", "guidance_scale"],
     "/trajectory": ["steps", "sampler", "seed", "prompt", "guidance_scale"],
+    "/infill": ["text", "keep", "num", "steps", "sampler", "seed", "prompt", "guidance_scale"],
 }
 DEFAULT_GUIDANCE = 1.0          # the embedded checkpoint stores none: SamplingConfig's default
 PROMPT = "Once upon a time, a little cat found a red ball."
@@ -217,7 +219,8 @@ def test_trajectory_streams_one_output_per_step(client):
     assert final_text.strip(), caption
     assert slider["visible"] is True and (slider["minimum"], slider["maximum"], slider["value"]) == (1, STEPS, STEPS)
     charts = traces(figure)
-    assert set(charts) == {"distance", "changed", "σ(t)"}, set(charts)
+    assert set(charts) == {"distance", "changed", "σ(t)", "chunks"}, set(charts)   # chunks: the chunk-local heat strip
+    assert "· chunks changed: " in caption
     assert len(values(charts["distance"]["y"])) == STEPS
     assert values(charts["distance"]["y"])[-1] < values(charts["distance"]["y"])[0]  # x0 estimates close in
 
@@ -314,6 +317,57 @@ def test_vary_returns_the_reconstruction_and_the_variations(client):
     assert rows[0][1] == path[0][1]
 
 
+# ----------------------------------------------------------------------------------------- infill
+
+STORY = ("Once upon a time, there was a little girl named Lily. She loved to play with her red ball in the park. "
+         "One day, the ball rolled away.")
+KEPT_PREFIX = "once upon a time, there was a little girl named lily. she loved to play with her red ball in the"
+INFILL_STEPS = 8
+
+
+def _stream_infill(client, keep=(0, 1, 2), num=2, seed=0) -> list[tuple]:
+    job = client.submit(STORY, list(keep), num, INFILL_STEPS, "sde", seed, api_name="/infill")
+    outputs = list(job)
+    assert job.status().success, job.status()
+    return outputs
+
+
+def test_infill_streams_every_step_and_keeps_the_chunks_verbatim(client):
+    """Chunks 0-2 of the story (the "continue" preset: its first half) are kept; 3-7 rewritten."""
+    outputs = _stream_infill(client)
+    assert len(outputs) == INFILL_STEPS
+    for i, (highlighted, caption, _table) in enumerate(outputs, start=1):
+        assert caption.startswith(f"step **{i} / {INFILL_STEPS}** · σ(t) = ") or i == INFILL_STEPS, caption
+        classes = {piece["class_or_confidence"] for piece in highlighted}
+        assert classes <= {"kept", "rewritten", None} and "kept" in classes, classes
+        tokens = tokens_of(highlighted)
+        assert tokens.count("\n") == 2 and tokens[0] == "variant 1: ", tokens[:3]
+    highlighted, info, table = outputs[-1]
+    assert re.match(r"2 variants x 8 steps \(SDE, seed 0\) in \*\*\d+\.\d\d s\*\*: kept chunk\(s\) 0, 1, 2 "
+                    r"\(the text's own tokens\), rewrote 3, 4, 5, 6, 7\.$", info), info
+    assert table["headers"] == ["variant", "text"]
+    rows = rows_of(table)
+    assert [row[0] for row in rows] == ["variant 1", "variant 2"]
+    assert all(row[1].startswith(KEPT_PREFIX) and len(row[1]) > len(KEPT_PREFIX) for row in rows), rows
+    kept = "".join(p["token"] for p in highlighted if p["class_or_confidence"] == "kept")
+    assert kept.replace(" ,", ",").replace(" .", ".").startswith(KEPT_PREFIX), kept
+
+
+def test_infill_same_seed_gives_the_same_variants_and_the_map_draws_them(client):
+    first = rows_of(_stream_infill(client, seed=4)[-1][2])
+    assert rows_of(_stream_infill(client, seed=4)[-1][2]) == first
+    assert rows_of(_stream_infill(client, seed=5)[-1][2]) != first
+    plot, info = client.predict("a cat", ["infill variants"], api_name="/latent_map")   # the session's last run
+    assert "placed: infill variants (3)" in info, info                 # the text and its two variants
+    assert len(values(traces(plot)["infill variants"]["x"])) == 3
+
+
+def test_infill_keep_takes_indices_as_numbers_or_digit_strings(client):
+    numbers = rows_of(client.predict(STORY, [0, 1, 2], 1, 4, "ddim", 0, api_name="/infill")[2])
+    strings = rows_of(client.predict(STORY, ["2", "0", "1"], 1, 4, "ddim", 0, api_name="/infill")[2])
+    assert numbers == strings
+
+
 # ------------------------------------------------------------------------------------- latent map
 
 MY_TEXTS = ["Once upon a time there was a little cat", "The economy grew strongly this year"]
@@ -399,6 +453,16 @@ BAD_INPUTS = [
     Bad("strength-zero", "/vary", (TEXT_A, 0, 2, 10, "sde", 0), field="Strength"),
     Bad("text-for-steps", "/generate", (2, "ten", "sde", 0), field="Steps"),
     Bad("step-before-any-run", "/trajectory_step", (5,), field="Run a trajectory first"),
+    Bad("infill-empty-text", "/infill", ("", [0], 2, 10, "sde", 0), field="Text"),
+    Bad("infill-text-not-text", "/infill", (5, [0], 2, 10, "sde", 0), field="Text"),
+    Bad("infill-keep-comma-string", "/infill", (TEXT_A, "0,1", 2, 10, "sde", 0), field="Keep"),
+    Bad("infill-keep-empty-string", "/infill", (TEXT_A, "", 2, 10, "sde", 0), field="Keep"),
+    Bad("infill-keep-out-of-range", "/infill", (TEXT_A, [8], 2, 10, "sde", 0), field="Keep"),
+    Bad("infill-keep-negative", "/infill", (TEXT_A, [-1], 2, 10, "sde", 0), field="Keep"),
+    Bad("infill-keep-word", "/infill", (TEXT_A, ["first"], 2, 10, "sde", 0), field="Keep"),
+    Bad("infill-too-many-variants", "/infill", (TEXT_A, [0], 17, 10, "sde", 0), field="Number of variants"),
+    Bad("nan-infill-steps", "infill", body='{"data": ["a cat", [0], 2, NaN, "sde", 0, "", 1.0]}', field="Steps"),
+    Bad("infill-prompt-unconditional", "/infill", (TEXT_A, [0], 2, 10, "sde", 0, PROMPT, 1.0), field="Prompt"),
 ]
 
 

@@ -109,7 +109,7 @@ def open_session(browser, url: str):
     page.on("pageerror", lambda err: s.errors.append(f"uncaught exception: {err}"))
     page.goto(url)
     expect(page.get_by_role("heading", name="Cosmos playground")).to_be_visible(timeout=UI_MS)
-    expect(page.get_by_role("tab")).to_have_count(6)
+    expect(page.get_by_role("tab")).to_have_count(7)      # both embedded checkpoints are chunk-local: Infill too
     yield s
     context.close()
 
@@ -141,7 +141,7 @@ def legend_names(plot) -> list[str]:
 def test_tab_list(session):
     names = session.page.get_by_role("tab").all_inner_texts()
     assert [n.strip() for n in names] == ["Generate", "Denoising trajectory", "Interpolate", "Latent map",
-                                          "Vary / edit", "About"]
+                                          "Vary / edit", "Infill", "About"]
     session.check_console()
 
 
@@ -265,6 +265,36 @@ def test_vary_tab_example(session):
     assert table_cells(panel, 0).all_inner_texts() == ["reconstruction (no noise)"] + [
         f"variation {i}" for i in range(1, 5)]
     session.screenshot("vary-edit")
+    session.check_console()
+
+
+STORY = ("Once upon a time, there was a little girl named Lily. She loved to play with her red ball in the park. "
+         "One day, the ball rolled away.")
+KEPT_PREFIX = "once upon a time, there was a little girl named lily. she loved to play with her red ball in the"
+
+
+def test_infill_tab_continue_preset(session):
+    panel = session.tab("Infill")
+    panel.get_by_label("Text", exact=True).fill(STORY)
+    panel.get_by_role("button", name="continue", exact=True).click()
+    chunks = panel.get_by_role("checkbox")
+    expect(chunks).to_have_count(8)                          # one per latent: 8 tokens each
+    expect(chunks.nth(0)).to_be_checked(timeout=UI_MS)
+    expect(panel.get_by_label("0 · once upon a time , there was")).to_be_checked()
+    expect(panel.get_by_label("7 · (after the end)")).not_to_be_checked()
+    assert [chunks.nth(i).is_checked() for i in range(8)] == [True, True, True] + [False] * 5
+    set_number(panel, "number input for Number of variants", 2)
+    set_number(panel, "number input for Steps", 10)
+    panel.get_by_role("button", name="Infill", exact=True).click()
+    expect(panel.get_by_text(re.compile(r"^2 variants x 10 steps \(SDE, seed 0\) in \d+\.\d\d s: kept chunk\(s\) "
+                                        r"0, 1, 2"))).to_be_visible(timeout=RUN_MS)
+    expect(table_cells(panel, 0)).to_have_count(2)
+    texts = table_cells(panel, 1).all_inner_texts()
+    assert len(texts) == 2 and all(t.startswith(KEPT_PREFIX) and len(t) > len(KEPT_PREFIX) for t in texts), texts
+    legend = panel.get_by_test_id("highlighted-text:category-legend")
+    expect(legend).to_contain_text("kept")
+    expect(legend).to_contain_text("rewritten")
+    session.screenshot("infill")
     session.check_console()
 
 
