@@ -7,25 +7,21 @@ surface; no model call.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Sequence
 
 import torch
 
-from cosmos import CosmosPipeline, join_wordpieces
+from cosmos import CosmosPipeline, TextChunk, join_wordpieces
 
 KEPT, REWRITTEN = "kept", "rewritten"          # the categories of an infilled text's tokens
 KEPT_COLOR, REWRITTEN_COLOR = "#bbf7d0", "#fbcfe8"
 AFTER_THE_END = "(after the end)"              # a chunk of padding only, after the text's [SEP]
 PRESETS = ("continue", "write the beginning", "rewrite the middle")
-TextChunk = Any                               # ``pipe.chunks(text)``'s items (index, start, end, tokens, in_text)
 
 
 def chunk_size(pipe: CosmosPipeline) -> int | None:
-    """Tokens per latent (r) on a chunk-local checkpoint with a denoiser; None where no latent owns a span."""
-    if not pipe.supports_infill:
-        return None
-    first = pipe.chunks("")[0]
-    return first.end - first.start
+    """Tokens per latent (r) on a checkpoint that infills; None where no latent owns a span (or no denoiser)."""
+    return pipe.chunk_size if pipe.supports_infill else None
 
 
 def chunk_label(chunk: TextChunk) -> str:
@@ -52,15 +48,6 @@ def preset_keep(chunks: Sequence[TextChunk], preset: str) -> list[int]:
     if preset == "rewrite the middle":
         return sorted({*text[:1], *text[-1:]}) + padding
     raise ValueError(f"unknown preset {preset!r}; the presets are {', '.join(PRESETS)}")
-
-
-def splice(ids: torch.Tensor, text_ids: torch.Tensor, kept: Sequence[int], r: int) -> torch.Tensor:
-    """Decoded ids (B, L) with the kept chunks' positions set to the text's own ids (1, L), as
-    ``CosmosPipeline.infill`` returns them."""
-    out = ids.clone()
-    for i in kept:
-        out[:, i * r:(i + 1) * r] = text_ids[0, i * r:(i + 1) * r]
-    return out
 
 
 def labelled_rows(pipe: CosmosPipeline, token_ids: torch.Tensor, kept: Sequence[int], r: int,

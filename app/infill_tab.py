@@ -22,7 +22,7 @@ from cosmos import TextTruncatedWarning
 
 from . import inputs, prompt_box, widgets
 from .chunks import (KEPT, KEPT_COLOR, PRESETS, REWRITTEN, REWRITTEN_COLOR, changed_chunks_text, changed_per_chunk,
-                     chunk_label, chunk_size, labelled_rows, preset_keep, splice)
+                     chunk_label, chunk_size, labelled_rows, preset_keep)
 from .context import MODEL_QUEUE, Playground, Produced
 
 EXAMPLE_TEXT = ("Once upon a time, there was a little girl named Lily. She loved to play with her red ball in the "
@@ -84,7 +84,7 @@ def apply_preset(pg: Playground, preset: str, text: str) -> gr.CheckboxGroup:
 def _end_note(pg: Playground, text: str, keep: list[int], r: int) -> str:
     """A warning when a kept chunk holds the text's [SEP] and chunks after it are rewritten: the decoded text
     ends at that [SEP], so what they hold is never shown."""
-    end = (int(pg.pipe.tokenize([text]).attention_mask[0].sum()) - 1) // r      # the chunk holding [SEP]
+    end = next(c.index for c in pg.pipe.chunks(text) if c.ends_text)          # the chunk holding [SEP]
     later = [i for i in range(end + 1, pg.pipe.latent_shape[0]) if i not in keep]
     if end not in keep or not later:
         return ""
@@ -149,8 +149,7 @@ def run_infill(pg: Playground, text: str, keep: list[int], num: float, steps: fl
         if step.sample_latents is None:
             yield labelled_rows(pipe, step.token_ids, keep, r, names), caption, gr.skip(), gr.skip()
     seconds = time.perf_counter() - start
-    text_ids = pipe.tokenize([text]).input_ids
-    final_ids = splice(pipe.decode_token_ids(step.sample_latents), text_ids, keep, r)
+    final_ids = step.sample_token_ids                                          # (num, L), kept chunks verbatim
     rows = [[name, t or EMPTY] for name, t in zip(names, step.sample_texts)]
     kept = ", ".join(map(str, keep)) or "none"
     rewritten = ", ".join(str(i) for i in range(pipe.latent_shape[0]) if i not in keep) or "none"

@@ -21,6 +21,7 @@ from .config import (DEFAULT_ENCODER, AutoencoderConfig, ConfigError, DenoiserCo
                      ScheduleConfig)
 from .denoiser import CosmosDenoiser
 from .detokenize import join_wordpieces
+from .infill import TextChunk
 from .encoder import EncoderLoadError, FrozenEncoder
 from .interpolation import INTERPOLATION_METHODS
 from .outputs import GenerationOutput, InfillOutput, InterpolationOutput, PipelineSummary, TrajectoryStep
@@ -34,5 +35,6 @@ __all__ = [
     "CosmosDenoiser", "CosmosPipeline", "DenoiserConfig", "EncoderLoadError", "FrozenEncoder",
     "GenerationOutput", "INTERPOLATION_METHODS", "InfillOutput", "InterpolationOutput", "PipelineSummary", "SAMPLER_LABELS",
     "SAMPLERS", "SamplingConfig", "ScheduleConfig", "Step",
-    "TanDSchedule", "TextTruncatedWarning", "TrajectoryStep", "guided", "sample_ddim", "sample_euler_maruyama", "join_wordpieces", "vary_steps",
+    "TanDSchedule", "TextChunk", "TextTruncatedWarning", "TrajectoryStep", "guided", "sample_ddim",
+    "sample_euler_maruyama", "join_wordpieces", "vary_steps",
 ]

@@ -31,6 +31,7 @@ class TextChunk:
     end: int
     tokens: list[str]       # wordpieces, without [CLS] / [SEP] / [PAD]
     in_text: bool           # False for a chunk of padding only (after the text's [SEP])
+    ends_text: bool = False  # True for the chunk that holds the text's [SEP]: a decoded text stops there
 
 
 def keep_mask(keep, num_latents: int, chunk_size: int, text_tokens: int) -> torch.Tensor:

@@ -25,6 +25,7 @@ class TrajectoryStep:
     sample_texts: list[str] | None = None  # last step only: the final sample, as generate() returns it
     sample_latents: torch.Tensor | None = None  # last step only: (B, N, d) final latents, autoencoder space
     sigma: float = 0.0      # noise level σ(t) = s(t) / a(t) of z_t after this step (method, Eq. 3)
+    sample_token_ids: torch.Tensor | None = None  # last step only: (B, L) ids the final sample's texts were made from
 
 
 @dataclass

@@ -338,8 +338,10 @@ class CosmosPipeline:
             x0 = denoiser.denormalize(step.x0_hat)
             ids = self.decode_token_ids(x0)
             final = denoiser.denormalize(step.z_t) if step.i == steps - 1 else None
+            final_ids = None if final is None else self.decode_token_ids(final)
             yield TrajectoryStep(step.i, steps, step.t, step.z_t, x0, ids, self.ids_to_texts(ids),
-                                 None if final is None else self.decode(final), final, self.noise_level(step.t))
+                                 None if final is None else self.ids_to_texts(final_ids), final,
+                                 self.noise_level(step.t), final_ids)
 
     @torch.inference_mode()
     def interpolate(self, text_a: str, text_b: str, k: int = 8, method: str = "slerp",
@@ -399,6 +401,11 @@ class CosmosPipeline:
 
     # --- infill (chunk-local latents only) -----------------------------------------------------
     @property
+    def chunk_size(self) -> int | None:
+        """r = L / N: the tokens each latent owns, on a chunk-local checkpoint; None where latents own no span."""
+        return self.autoencoder.cfg.chunk_size if self.autoencoder.cfg.compressor_type == "chunk" else None
+
+    @property
     def supports_infill(self) -> bool:
         """True when each latent owns a span of tokens (the chunk compressor) and there is a denoiser."""
         return self.denoiser is not None and self.autoencoder.cfg.compressor_type == "chunk"
@@ -418,10 +425,12 @@ class CosmosPipeline:
         row = self.tokenize([text]).input_ids[0].tolist()
         cfg, r = self.autoencoder.cfg, self.autoencoder.cfg.chunk_size
         special = (cfg.cls_token_id, cfg.sep_token_id, cfg.pad_token_id)
+        end = row.index(cfg.sep_token_id) if cfg.sep_token_id in row else len(row)      # where [SEP] sits
         chunks = []
         for i in range(cfg.num_latents):
             ids = [row[j] for j in range(i * r, (i + 1) * r) if row[j] not in special]
-            chunks.append(TextChunk(i, i * r, (i + 1) * r, self.tokenizer.convert_ids_to_tokens(ids), bool(ids)))
+            chunks.append(TextChunk(i, i * r, (i + 1) * r, self.tokenizer.convert_ids_to_tokens(ids), bool(ids),
+                                    i * r <= end < (i + 1) * r))
         return chunks
 
     def _infill_start(self, text, keep, num, prompt, guidance_scale):
@@ -461,7 +470,8 @@ class CosmosPipeline:
             final = denoiser.denormalize(step.z_t) if last else None
             sample_ids = self._splice(ids, kept, self.decode_token_ids(final)) if last else None
             yield TrajectoryStep(step.i, steps, step.t, step.z_t, x0, token_ids, self.ids_to_texts(token_ids),
-                                 self.ids_to_texts(sample_ids) if last else None, final, self.noise_level(step.t))
+                                 self.ids_to_texts(sample_ids) if last else None, final, self.noise_level(step.t),
+                                 sample_ids)
 
     @torch.inference_mode()
     def infill(self, text: str, keep, num: int | None = None, steps: int | None = None, sampler: str | None = None,

@@ -154,3 +154,14 @@ def test_the_infill_benchmark_keeps_its_books(chunk_pipe):
     unjudged = evaluate(chunk_pipe, None, windows, variants=2, seeds=1, steps=2, context=1)
     assert "original_gen_ppl" not in unjudged and "gen_ppl" not in unjudged["middle"]
     assert unjudged["middle"]["kept_exact"]["mean"] == 1.0
+
+
+def test_the_last_step_carries_the_final_token_ids_and_chunks_name_the_end(chunk_pipe):
+    steps = list(chunk_pipe.infill_trajectory(TEXT, keep=[0], num=2, steps=3, seed=4))
+    out = chunk_pipe.infill(TEXT, keep=[0], num=2, steps=3, seed=4)
+    assert steps[-1].sample_token_ids is not None and torch.equal(steps[-1].sample_token_ids, out.token_ids)
+    assert all(s.sample_token_ids is None for s in steps[:-1])
+    assert chunk_pipe.chunk_size == R
+    ends = [c.index for c in chunk_pipe.chunks("a cat") if c.ends_text]
+    assert ends == [0]                                          # [CLS] a cat [SEP] all sit in chunk 0
+    assert [c.ends_text for c in chunk_pipe.chunks(TEXT)].count(True) <= 1
