@@ -107,7 +107,8 @@ def evaluate(pipe: CosmosPipeline, judge, windows: list[str], *, variants: int, 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--pipeline", default=str(DEFAULT_CHECKPOINT), help="a chunk-local pipeline folder")
+    parser.add_argument("--pipeline", default=DEFAULT_CHECKPOINT.relative_to(DEFAULT_CHECKPOINT.parents[1]).as_posix(),
+                        help="a chunk-local pipeline folder (default: the embedded one)")
     parser.add_argument("--judge", default=JUDGE, help="AR model that scores perplexities (preset or folder)")
     parser.add_argument("--windows", type=int, default=64, help="held-out windows")
     parser.add_argument("--variants", type=int, default=4, help="variants per window")

@@ -209,6 +209,12 @@ def infill_section(r: dict | None) -> str:
         t = r[task]
         out.append(f"| {task} | {', '.join(map(str, t['kept']))} | {fmt(t['gen_ppl'], 1)} | {t['control_gen_ppl']:.1f} | "
                    f"{fmt(t['diversity'])} | {t['kept_exact']['mean']:.3f} | {t['seconds']['mean']:.0f} |")
+    worse = [task for task in ("middle", "beginning") if r[task]["gen_ppl"]["mean"] > r[task]["control_gen_ppl"]]
+    if worse:
+        out.append(f"\nThe infilled windows score worse than the control for {' and '.join(worse)}: the rewritten spans "
+                   "are less fluent than a human span that does not belong there, so at this checkpoint's quality the "
+                   "measure sees fluency first and whether a span fits its context cannot be told apart yet. Kept "
+                   "chunks come back exactly.")
     ex = r["middle"]["examples"][0] if r["middle"]["examples"] else None
     if ex:
         out.append(f"\nExample (middle, seed 0): window: \"{ex['window']}\"; variant 1: \"{ex['variants'][0]}\"")
