@@ -7,7 +7,8 @@ The pipeline in one screen (each name is a module here):
     normalization feature / latent statistics computed from data
     denoiser      x0-predicting transformer on normalised latents (B, N, d); optionally prompt-conditioned
     schedule      tan-d noise schedule a(t), s(t), beta(t)
-    sampling      Euler-Maruyama and DDIM samplers that yield every step; classifier-free guidance
+    sampling      samplers that yield every step (Euler-Maruyama SDE, DDIM, DPM-Solver++ 2M), time
+                  grids (uniform in t or in log-SNR); classifier-free guidance
     pipeline      CosmosPipeline: encode, decode, generate, trajectory, interpolate, vary
                   (beside it: pipeline_folder, validation, prompts, detokenize, interpolation, outputs)
     checkpoint    safetensors + config.json folders, validated loading
@@ -26,7 +27,8 @@ from .encoder import EncoderLoadError, FrozenEncoder
 from .interpolation import INTERPOLATION_METHODS
 from .outputs import GenerationOutput, InfillOutput, InterpolationOutput, PipelineSummary, TrajectoryStep
 from .pipeline import CosmosPipeline, vary_steps
-from .sampling import SAMPLER_LABELS, SAMPLERS, Step, guided, sample_ddim, sample_euler_maruyama
+from .sampling import (SAMPLER_LABELS, SAMPLERS, TIME_GRIDS, Step, guided, sample_ddim, sample_dpmpp_2m,
+                       sample_euler_maruyama)
 from .schedule import TanDSchedule
 from .validation import TextTruncatedWarning
 
@@ -34,7 +36,7 @@ __all__ = [
     "DEFAULT_ENCODER", "AutoencoderConfig", "CheckpointError", "ConfigError", "CosmosAutoencoder",
     "CosmosDenoiser", "CosmosPipeline", "DenoiserConfig", "EncoderLoadError", "FrozenEncoder",
     "GenerationOutput", "INTERPOLATION_METHODS", "InfillOutput", "InterpolationOutput", "PipelineSummary", "SAMPLER_LABELS",
-    "SAMPLERS", "SamplingConfig", "ScheduleConfig", "Step",
+    "SAMPLERS", "SamplingConfig", "ScheduleConfig", "Step", "TIME_GRIDS",
     "TanDSchedule", "TextChunk", "TextTruncatedWarning", "TrajectoryStep", "guided", "sample_ddim",
-    "sample_euler_maruyama", "join_wordpieces", "vary_steps",
+    "sample_dpmpp_2m", "sample_euler_maruyama", "join_wordpieces", "vary_steps",
 ]

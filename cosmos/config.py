@@ -263,9 +263,13 @@ class ScheduleConfig:
 class SamplingConfig:
     """Sampler defaults stored with a pipeline (method: "Sampling")."""
 
-    sampler: str = "sde"      # "sde" (Euler-Maruyama, paper default) or "ddim" (probability flow)
+    sampler: str = "sde"      # "sde" (Euler-Maruyama, paper default), "ddim" or "dpm2m" (probability flow)
     steps: int = 200
+    time_grid: str = "uniform"  # "uniform" in t (the paper) or "logsnr" (uniform in log-SNR)
     t_end: float = 0.05       # the paper stops at t = 0.05 and returns that step's mean
+    # True: return the last step's x0 estimate instead of the state at t_end (a final jump to t = 0, as
+    # DDPM's last step and k-diffusion's samplers end); False: the state at t_end, as the paper
+    final_x0: bool = False
     batch_size: int = 32      # generate() splits larger requests into chunks of this size
     # Classifier-free guidance weight w for prompted generation: x0 = x0_c + w (x0_c - x0_u);
     # 0 = plain conditional. Only conditional pipelines store it in model_index.json.
@@ -276,7 +280,11 @@ class SamplingConfig:
         _check(self.sampler in SAMPLERS, f"sampler must be one of {' or '.join(map(repr, SAMPLERS))}, "
                                          f"got {self.sampler!r}")
         _positive_int("steps", self.steps)
+        from .sampling import TIME_GRIDS
+        _check(self.time_grid in TIME_GRIDS, f"time_grid must be one of {' or '.join(map(repr, TIME_GRIDS))}, "
+                                             f"got {self.time_grid!r}")
         _positive_int("batch_size", self.batch_size)
+        _check(isinstance(self.final_x0, bool), f"final_x0 must be true or false, got {self.final_x0!r}")
         _check(isinstance(self.t_end, (int, float)) and 0 < self.t_end < 1,
                f"t_end must be in (0, 1) (s(0) = 0 leaves no noise to invert), got {self.t_end!r}")
         _check(is_guidance_scale(self.guidance_scale),

@@ -58,6 +58,7 @@ class PipelineSummary:
     parameters: dict[str, int]         # per component: encoder, compressor, decoder, head, denoiser (0 if absent)
     sampler: str                       # default sampler name (``cosmos.sampling.SAMPLERS``)
     steps: int                         # default sampler steps
+    time_grid: str                     # default time grid (``cosmos.sampling.TIME_GRIDS``)
     t_end: float                       # sampling stops at this time
     schedule_d: float                  # the tan-d schedule's d
     supports_prompts: bool

@@ -33,7 +33,7 @@ from .interpolation import INTERPOLATION_METHODS, latent_path, path_weights
 from .outputs import GenerationOutput, InfillOutput, InterpolationOutput, PipelineSummary, TrajectoryStep
 from .pipeline_folder import PipelineParts, read_pipeline_folder, write_pipeline_folder
 from .prompts import PromptBatch, check_prompt_request, longest_prompt, prompt_features
-from .sampling import Pin, Step, get_sampler, guided, invert_ddim
+from .sampling import Pin, Step, end_on_x0, get_sampler, guided, invert_ddim
 from .schedule import TanDSchedule
 from .validation import TextTruncatedWarning, check_compatible, check_int, check_strength, warn_truncated
 
@@ -167,7 +167,7 @@ class CosmosPipeline:
             denoiser=None if dn is None else (f"{dn.num_layers} blocks x {dn.latent_dim}, {dn.num_heads} heads, "
                                               f"self-conditioning {dn.self_condition}"),
             parameters=parameters, sampler=self.sampling.sampler, steps=self.sampling.steps,
-            t_end=self.sampling.t_end, schedule_d=self.schedule.config.d, supports_prompts=self.supports_prompts,
+            time_grid=self.sampling.time_grid, t_end=self.sampling.t_end, schedule_d=self.schedule.config.d, supports_prompts=self.supports_prompts,
             prompt_max_tokens=self.prompt_max_tokens, guidance_scale=float(self.sampling.guidance_scale),
             configs=configs)
 
@@ -269,9 +269,11 @@ class CosmosPipeline:
         state after every step (infill)."""
         denoiser = self._require_denoiser()
         model = denoiser if prompts is None else guided(denoiser, prompts.features, prompts.mask, prompts.scale)
-        return get_sampler(sampler)(model, self.schedule, z_start.to(self.device), steps,
-                                    generator=generator, t_start=t_start, t_end=self.sampling.t_end,
-                                    self_condition=denoiser.cfg.self_condition, pin=pin)
+        run = get_sampler(sampler)(model, self.schedule, z_start.to(self.device), steps,
+                                   generator=generator, t_start=t_start, t_end=self.sampling.t_end,
+                                   self_condition=denoiser.cfg.self_condition, pin=pin,
+                                   grid=self.sampling.time_grid)
+        return end_on_x0(run, steps, pin) if self.sampling.final_x0 else run
 
     def _denoise_chunked(self, z_start: torch.Tensor, steps: int, sampler: str, generator: torch.Generator,
                          t_start: float = 1.0, progress: ProgressCallback | None = None,

@@ -42,6 +42,14 @@ class TanDSchedule:
         tan = self._tan(t)
         return (1.0 / (self.d ** 2 * tan ** 2)).float()
 
+    def log_snr(self, t: torch.Tensor) -> torch.Tensor:
+        """lambda(t) = log(a^2 / s^2) = -2 log(d tan(pi t / 2)), float64; -inf at t = 1, +inf at t = 0."""
+        return -2.0 * torch.log(self.d * self._tan(t))
+
+    def time_at_log_snr(self, lam: torch.Tensor) -> torch.Tensor:
+        """The inverse of :meth:`log_snr`: t = (2 / pi) atan(exp(-lambda / 2) / d), float64."""
+        return (2.0 / math.pi) * torch.atan(torch.exp(-0.5 * lam.double()) / self.d)
+
     def beta(self, t: torch.Tensor) -> torch.Tensor:
         tan = self._tan(t.clamp(max=self.config.beta_t_max))
         return (math.pi * self.d ** 2 * tan * (1.0 + tan ** 2) / (1.0 + self.d ** 2 * tan ** 2)).float()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from conftest import TINY_L, TINY_N, tiny_autoencoder_config, tiny_denoiser_config
@@ -39,7 +41,7 @@ def test_chunks_cut_the_row_into_the_spans_the_latents_own(chunk_pipe):
     assert [c.in_text for c in short] == [True] + [False] * (TINY_N - 1)    # the rest is padding
 
 
-@pytest.mark.parametrize("sampler", ["sde", "ddim"])
+@pytest.mark.parametrize("sampler", ["sde", "ddim", "dpm2m"])
 @pytest.mark.parametrize("keep", [[0], [0, 1], [TINY_N - 1], [0, TINY_N - 1], [1, 2]])
 def test_kept_chunks_keep_their_tokens_and_the_same_seed_gives_the_same_infill(chunk_pipe, sampler, keep):
     out = chunk_pipe.infill(TEXT, keep=keep, num=3, sampler=sampler, seed=5)
@@ -54,6 +56,20 @@ def test_kept_chunks_keep_their_tokens_and_the_same_seed_gives_the_same_infill(c
     other = chunk_pipe.infill(TEXT, keep=keep, num=3, sampler=sampler, seed=6)
     if sampler == "sde" or len(keep) < TINY_N:
         assert not torch.equal(other.latents, out.latents)
+
+
+def test_final_x0_keeps_the_kept_chunks_exact(chunk_pipe):
+    default = chunk_pipe.sampling
+    try:
+        chunk_pipe.sampling = dataclasses.replace(default, final_x0=True)
+        out = chunk_pipe.infill(TEXT, keep=[0, 1], num=2, sampler="dpm2m", seed=1)
+        *_, last = chunk_pipe.infill_trajectory(TEXT, keep=[0, 1], num=2, sampler="dpm2m", seed=1)
+    finally:
+        chunk_pipe.sampling = default
+    z_text = chunk_pipe.encode([TEXT])[0]
+    assert torch.allclose(out.latents[:, [0, 1]], z_text[[0, 1]].expand(2, -1, -1), atol=1e-5)
+    assert torch.equal(out.token_ids[:, :2 * R], _row(chunk_pipe)[:2 * R].expand(2, -1))
+    assert last.sample_texts == out.texts
 
 
 def test_all_kept_gives_the_text_back_and_none_kept_is_plain_sampling(chunk_pipe):

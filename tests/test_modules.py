@@ -9,7 +9,9 @@ import pytest
 import torch
 
 from cosmos import (AutoencoderConfig, ConfigError, CosmosAutoencoder, CosmosDenoiser, DenoiserConfig,
-                    ScheduleConfig, TanDSchedule, sample_ddim, sample_euler_maruyama)
+                    SamplingConfig, ScheduleConfig, TanDSchedule, sample_ddim, sample_dpmpp_2m,
+                    sample_euler_maruyama)
+from cosmos.sampling import time_grid
 from cosmos.layers import Attention, SwiGLU, apply_rope, rope_tables, timestep_features
 from cosmos.normalization import MomentAccumulator
 
@@ -215,8 +217,9 @@ def test_beta_is_the_log_derivative_of_alpha():
 
 
 # --- samplers --------------------------------------------------------------------------------
-@pytest.mark.parametrize("sampler", [sample_euler_maruyama, sample_ddim])
-def test_samplers_yield_steps_and_are_deterministic(sampler):
+@pytest.mark.parametrize("grid", ["uniform", "logsnr"])
+@pytest.mark.parametrize("sampler", [sample_euler_maruyama, sample_ddim, sample_dpmpp_2m])
+def test_samplers_yield_steps_and_are_deterministic(sampler, grid):
     torch.manual_seed(0)
     den = CosmosDenoiser(tiny_denoiser_config(latent_dim=32, num_latents=TINY_N, head_dim=16)).eval()
     schedule = TanDSchedule()
@@ -225,7 +228,7 @@ def test_samplers_yield_steps_and_are_deterministic(sampler):
         g = torch.Generator().manual_seed(seed)
         z = torch.randn(2, TINY_N, 32, generator=g)
         with torch.no_grad():
-            return list(sampler(den, schedule, z, 7, generator=g))
+            return list(sampler(den, schedule, z, 7, generator=g, grid=grid))
 
     steps = run(3)
     assert [s.i for s in steps] == list(range(7))
@@ -237,10 +240,64 @@ def test_samplers_yield_steps_and_are_deterministic(sampler):
     assert not torch.equal(run(4)[-1].z_t, steps[-1].z_t)
 
 
-def test_sampler_rejects_bad_steps():
+def test_sampler_rejects_bad_steps_and_grids():
     den = CosmosDenoiser(tiny_denoiser_config(latent_dim=32, num_latents=TINY_N, head_dim=16))
     with pytest.raises(ValueError, match="steps"):
         list(sample_ddim(den, TanDSchedule(), torch.randn(1, TINY_N, 32), 0))
+    with pytest.raises(ValueError, match="time grid 'cosine'"):
+        list(sample_dpmpp_2m(den, TanDSchedule(), torch.randn(1, TINY_N, 32), 3, grid="cosine"))
+    with pytest.raises(ConfigError, match="time_grid"):
+        SamplingConfig(time_grid="karras")
+
+
+@pytest.mark.parametrize("t_start", [1.0, 0.6])
+@pytest.mark.parametrize("steps", [1, 2, 5, 40])
+def test_log_snr_grid_is_equal_steps_in_log_snr(steps, t_start):
+    schedule = TanDSchedule()
+    ts = time_grid(steps, t_start, 0.05, "logsnr", schedule)
+    assert len(ts) == steps + 1 and ts[0] == t_start and ts[-1] == 0.05
+    assert (ts[1:] < ts[:-1]).all()
+    lam = schedule.log_snr(ts)
+    inner = lam[1:] if t_start == 1.0 and steps > 1 else lam   # from t = 1 the first step is the uniform one
+    if t_start == 1.0 and steps > 1:
+        assert ts[1] == pytest.approx(1.0 - 0.95 / steps)
+    gaps = inner.diff()
+    assert torch.allclose(gaps, gaps.mean().expand_as(gaps), rtol=1e-9)
+    assert torch.allclose(schedule.time_at_log_snr(lam[1:]), ts[1:], atol=1e-12)   # the inverse
+
+
+def _gaussian_flow(schedule, c):
+    """Data N(0, c^2 I): the exact x0 posterior mean, and the exact probability-flow map between two times
+    (z_t / sqrt(a^2 c^2 + s^2) is constant along the ODE)."""
+    def x0_hat(z, t, self_cond):
+        a, s = schedule.alpha(t).double().view(-1, 1, 1), schedule.sigma(t).double().view(-1, 1, 1)
+        return (a * c * c / (a * a * c * c + s * s) * z.double()).to(z.dtype)
+
+    def scale(t):
+        a, s = float(schedule.alpha(torch.tensor(t))), float(schedule.sigma(torch.tensor(t)))
+        return math.sqrt(a * a * c * c + s * s)
+    return x0_hat, scale
+
+
+@pytest.mark.parametrize("grid", ["uniform", "logsnr"])
+@pytest.mark.parametrize("t_start", [1.0, 0.7])
+def test_dpm_solver_is_second_order_and_ddim_first(grid, t_start):
+    """On Gaussian data the probability-flow ODE has a closed form: halving the step must cut DDIM's
+    error ~2x (first order) and DPM-Solver++(2M)'s ~4x (second order), and 20 DPM steps must beat 80 DDIM."""
+    schedule = TanDSchedule()
+    x0_hat, scale = _gaussian_flow(schedule, c=0.5)
+    z = torch.randn(4, TINY_N, 16, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    exact = z * scale(0.05) / scale(t_start)
+
+    def error(sampler, steps):
+        *_, last = sampler(x0_hat, schedule, z, steps, t_start=t_start, grid=grid)
+        return float((last.z_t - exact).abs().max())
+
+    ddim = [error(sample_ddim, n) for n in (20, 40, 80)]
+    dpm = [error(sample_dpmpp_2m, n) for n in (20, 40, 80)]
+    assert all(1.6 < a / b < 2.4 for a, b in zip(ddim, ddim[1:])), ddim
+    assert all(a / b > 3.4 for a, b in zip(dpm, dpm[1:])), dpm
+    assert dpm[0] < ddim[-1]
 
 
 def test_euler_maruyama_recovers_a_point_mass():

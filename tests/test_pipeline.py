@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
 from conftest import TINY_N
 
 
-@pytest.mark.parametrize("sampler", ["sde", "ddim"])
+@pytest.mark.parametrize("sampler", ["sde", "ddim", "dpm2m"])
 def test_trajectory_ends_on_what_generate_returns(tiny_pipeline, sampler):
     steps = list(tiny_pipeline.trajectory(num=2, steps=5, sampler=sampler, seed=11))
     out = tiny_pipeline.generate(num=2, steps=5, sampler=sampler, seed=11)
@@ -17,6 +19,24 @@ def test_trajectory_ends_on_what_generate_returns(tiny_pipeline, sampler):
     assert steps[-1].sample_texts == out.texts
     assert all(len(s.texts) == 2 and s.token_ids.shape == (2, tiny_pipeline.max_length) for s in steps)
     assert [round(s.t, 6) for s in steps] == sorted((round(s.t, 6) for s in steps), reverse=True)
+
+
+@pytest.mark.parametrize("sampler", ["sde", "dpm2m"])
+def test_final_x0_ends_on_the_last_x0_estimate(tiny_pipeline, sampler):
+    """SamplingConfig.final_x0: generate returns the last step's x0 estimate (decoded), and the trajectory
+    ends on the same texts, at t = 0; the steps before are unchanged."""
+    default = tiny_pipeline.sampling
+    plain = list(tiny_pipeline.trajectory(num=2, steps=4, sampler=sampler, seed=3))
+    try:
+        tiny_pipeline.sampling = dataclasses.replace(default, final_x0=True)
+        steps = list(tiny_pipeline.trajectory(num=2, steps=4, sampler=sampler, seed=3))
+        out = tiny_pipeline.generate(num=2, steps=4, sampler=sampler, seed=3)
+    finally:
+        tiny_pipeline.sampling = default
+    assert all(torch.equal(a.z_t, b.z_t) for a, b in zip(plain[:-1], steps[:-1]))
+    assert steps[-1].t == 0.0 and plain[-1].t == pytest.approx(default.t_end)
+    assert torch.equal(out.latents, steps[-1].x0_hat) and steps[-1].sample_texts == out.texts
+    assert not torch.equal(out.latents, plain[-1].sample_latents)
 
 
 def test_generate_chunks_larger_requests(tiny_pipeline):
