@@ -5,6 +5,7 @@ Everything is bias-free, as in the paper's blocks (method: "Compressor", "Diffus
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -82,11 +83,17 @@ class SwiGLU(nn.Module):
         return self.w2(F.silu(gate) * up)
 
 
+@functools.lru_cache(maxsize=32)
 def rope_tables(length: int, head_dim: int, theta: float, device=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos/sin tables of rotary embeddings (Su et al. 2021), each (length, head_dim / 2)."""
-    inv_freq = 1.0 / theta ** (torch.arange(0, head_dim, 2, device=device, dtype=torch.float32) / head_dim)
-    angles = torch.outer(torch.arange(length, device=device, dtype=torch.float32), inv_freq)
-    return angles.cos(), angles.sin()
+    """cos/sin tables of rotary embeddings (Su et al. 2021), each (length, head_dim / 2).
+
+    Cached: every sampler step of a run asks for the same tables. They are built outside inference mode
+    (so a table first made while sampling can still be used by training's autograd) and never written to.
+    """
+    with torch.inference_mode(False), torch.no_grad():
+        inv_freq = 1.0 / theta ** (torch.arange(0, head_dim, 2, device=device, dtype=torch.float32) / head_dim)
+        angles = torch.outer(torch.arange(length, device=device, dtype=torch.float32), inv_freq)
+        return angles.cos(), angles.sin()
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
