@@ -9,9 +9,7 @@ import time
 
 import gradio as gr
 
-from cosmos import SAMPLER_LABELS
-
-from . import inputs, prompt_box
+from . import inputs, prompt_box, widgets
 from .context import MAX_SEED, MODEL_QUEUE, Playground, Produced
 
 EXAMPLES = [[4, 50, "sde", 0], [8, 200, "sde", 1], [4, 25, "ddim", 2], [16, 100, "ddim", 3]]
@@ -66,10 +64,10 @@ def build(pg: Playground, produced: gr.State) -> None:
     prompt, guidance = prompt_box.build(pg)
     with gr.Row():
         num = gr.Slider(1, lim.max_samples, value=4, step=1, label="Number of samples")
-        steps = gr.Slider(1, lim.max_steps, value=50, step=1, label="Steps",
-                          info="more steps: slower, usually cleaner (the paper uses 200)")
+        steps = widgets.steps_slider(pg, info=f"starts at this checkpoint's default, {pg.default_steps} "
+                                             f"{pg.default_sampler.upper()} steps; the paper uses 200 SDE steps")
     with gr.Row():
-        sampler = gr.Radio([(label, key) for key, label in SAMPLER_LABELS.items()], value="sde", label="Sampler")
+        sampler = widgets.sampler_radio(pg)
         seed = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed")
         dice = gr.Button("Random seed", size="sm", scale=0, min_width=120)
     run = gr.Button("Generate", variant="primary")

@@ -181,9 +181,9 @@ def build(pg: Playground, produced: gr.State) -> None:
     prompt, guidance = prompt_box.build(pg)
     with gr.Row():
         num = gr.Slider(1, max_variants(pg), value=min(4, max_variants(pg)), step=1, label="Number of variants")
-        steps = gr.Slider(1, lim.max_steps, value=50, step=1, label="Steps")
+        steps = widgets.steps_slider(pg)
     with gr.Row():
-        sampler, seed = widgets.sampler_and_seed()
+        sampler, seed = widgets.sampler_and_seed(pg)
     run_button, stop_button = widgets.run_and_stop("Infill")
     caption = gr.Markdown()
     view = gr.HighlightedText(label="variants: x0 estimates while running, then the samples",

@@ -96,8 +96,8 @@ def build(pg: Playground, run_state: gr.State) -> None:
                                           "latents' spans (chunks) they are in." if chunk_size(pg.pipe) else "."))
     prompt, guidance = prompt_box.build(pg)
     with gr.Row():
-        steps = gr.Slider(1, pg.limits.max_steps, value=50, step=1, label="Steps")
-        sampler, seed = widgets.sampler_and_seed()
+        steps = widgets.steps_slider(pg)
+        sampler, seed = widgets.sampler_and_seed(pg)
     run_button, stop_button = widgets.run_and_stop("Run the trajectory")
     caption = gr.Markdown()
     text = gr.HighlightedText(label="decoded x0 estimate",

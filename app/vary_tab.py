@@ -8,9 +8,9 @@ import time
 import gradio as gr
 import torch
 
-from cosmos import SAMPLER_LABELS, vary_steps
+from cosmos import vary_steps
 
-from . import inputs
+from . import inputs, widgets
 from .context import MAX_SEED, MODEL_QUEUE, Playground, Produced
 
 MIN_STRENGTH = 0.01   # below this the noise is too small to change anything (and 1e-18 rounds t to t_end)
@@ -51,9 +51,9 @@ def build(pg: Playground, produced: gr.State) -> None:
     with gr.Row():
         strength = gr.Slider(0.05, 1.0, value=0.5, step=0.05, label="Strength")
         num = gr.Slider(1, lim.max_samples, value=4, step=1, label="Number of variations")
-        steps = gr.Slider(1, lim.max_steps, value=100, step=1, label="Steps (at strength 1)")
+        steps = widgets.steps_slider(pg, "Steps (at strength 1)")
     with gr.Row():
-        sampler = gr.Radio([(label, key) for key, label in SAMPLER_LABELS.items()], value="sde", label="Sampler")
+        sampler = widgets.sampler_radio(pg)
         seed = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed")
     run = gr.Button("Vary", variant="primary")
     info = gr.Markdown()

@@ -6,14 +6,23 @@ import gradio as gr
 
 from cosmos import SAMPLER_LABELS
 
-from .context import MAX_SEED
+from .context import MAX_SEED, Playground
 
 
-def sampler_and_seed() -> tuple[gr.Radio, gr.Number]:
-    """The sampler radio (``cosmos.SAMPLER_LABELS``, SDE first) and the seed box, in the current row."""
-    sampler = gr.Radio([(label, key) for key, label in SAMPLER_LABELS.items()], value="sde", label="Sampler")
-    seed = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed")
-    return sampler, seed
+def steps_slider(pg: Playground, label: str = "Steps", **kwargs) -> gr.Slider:
+    """The sampler-steps slider, starting at the checkpoint's default steps (``pg.default_steps``)."""
+    return gr.Slider(1, pg.limits.max_steps, value=pg.default_steps, step=1, label=label, **kwargs)
+
+
+def sampler_radio(pg: Playground) -> gr.Radio:
+    """The sampler radio (``cosmos.SAMPLER_LABELS``), starting at the checkpoint's default sampler."""
+    return gr.Radio([(label, key) for key, label in SAMPLER_LABELS.items()], value=pg.default_sampler,
+                    label="Sampler")
+
+
+def sampler_and_seed(pg: Playground) -> tuple[gr.Radio, gr.Number]:
+    """The sampler radio and the seed box, in the current row."""
+    return sampler_radio(pg), gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed")
 
 
 def run_and_stop(label: str) -> tuple[gr.Button, gr.Button]:

@@ -48,7 +48,7 @@ def error_message(excinfo) -> str:
 
 
 # --- generate --------------------------------------------------------------------------------
-@pytest.mark.parametrize("sampler", ["sde", "ddim"])
+@pytest.mark.parametrize("sampler", ["sde", "ddim", "dpm2m"])
 def test_generate_rows_match_the_pipeline(pg, sampler):
     rows, info, produced = generate_tab.generate(pg, 3, 4, sampler, 5)
     out = pg.pipe.generate(3, steps=4, sampler=sampler, seed=5)
@@ -739,3 +739,21 @@ def test_build_demo_exposes_the_api(pg):
     assert {"generate", "trajectory", "trajectory_step", "interpolate", "latent_map", "vary",
             "random_seed"} <= api_names
     assert demo._queue.max_size == ui.QUEUE_SIZE
+
+
+def test_steps_and_sampler_controls_start_at_the_checkpoints_defaults(pg):
+    """Every sampling tab opens on the loaded checkpoint's sampler and steps (model_index.json, set from
+    bench.steps), capped by the app's step limit."""
+    default = pg.pipe.sampling
+    try:
+        pg.pipe.sampling = dataclasses.replace(default, sampler="dpm2m", steps=7)
+        demo = build_demo(pg)
+        steps = [b for b in demo.blocks.values() if isinstance(b, gr.Slider) and b.label.startswith("Steps")]
+        samplers = [b for b in demo.blocks.values() if isinstance(b, gr.Radio) and b.label == "Sampler"]
+        assert len(steps) == len(samplers) == 3     # generate, trajectory, vary (infill needs chunk latents)
+        assert {b.value for b in steps} == {7} and {b.value for b in samplers} == {"dpm2m"}
+        pg.pipe.sampling = dataclasses.replace(default, steps=10_000)
+        assert {b.value for b in build_demo(pg).blocks.values()
+                if isinstance(b, gr.Slider) and b.label.startswith("Steps")} == {pg.limits.max_steps}
+    finally:
+        pg.pipe.sampling = default

@@ -20,6 +20,7 @@ from train.autoencoder import train_autoencoder
 from train.config import load_config
 from train.data import DataError
 from train.diffusion import train_diffusion
+from train.defaults import set_defaults
 from train.export import export
 from train.latent_stats import compute_latent_stats
 
@@ -88,6 +89,22 @@ def test_tiny_preset_end_to_end(tmp_path, data_files, tiny_encoder_dir):
     assert [s.seed for s in model_card.samples] == list(range(10)) and not model_card.prompted
     assert model_card.samples[3].text == pipe.generate(1, seed=3).texts[0]
     assert len(model_card.reconstruction) == 1 and model_card.reconstruction[0].windows > 0
+
+    # new sampling defaults (python -m train.defaults): the index and the card change, the weights do not
+    weights = {p: p.read_bytes() for p in out.rglob("*.safetensors")}
+    set_defaults(out, sampler="dpm2m", steps=3, time_grid="logsnr")
+    index = json.loads((out / "model_index.json").read_text())
+    assert {k: index["sampling"][k] for k in ("sampler", "steps", "time_grid")} == \
+        {"sampler": "dpm2m", "steps": 3, "time_grid": "logsnr"}
+    assert {p: p.read_bytes() for p in out.rglob("*.safetensors")} == weights
+    reloaded, refreshed = CosmosPipeline.from_pretrained(out), ModelCard.load(out)
+    assert (reloaded.sampling.sampler, reloaded.sampling.steps, reloaded.sampling.time_grid) == ("dpm2m", 3, "logsnr")
+    assert refreshed.samples[3].text == reloaded.generate(1, seed=3).texts[0]
+    assert "dpm2m with 3 steps (uniform in log-SNR)" in refreshed.properties["schedule / sampler"]
+    assert (out / "README.md").read_text() == refreshed.to_markdown()
+    with pytest.raises(ConfigError, match="steps"):
+        set_defaults(out, steps=0)
+    assert json.loads((out / "model_index.json").read_text()) == index           # a refused change writes nothing
 
 
 def _final_weights(run_dir) -> dict[str, torch.Tensor]:

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from cosmos import CheckpointError, CosmosPipeline
+from cosmos import TIME_GRIDS, CheckpointError, CosmosPipeline
 from cosmos.card import CurvePoint, DataSource, HeldOut, ModelCard, Sample, Stage, Target, read_metrics_log
 from cosmos.config import ConfigError
 
@@ -121,8 +121,7 @@ def build_card(out: Path, cfg: TrainConfig, pipe: CosmosPipeline, accuracy: dict
         "parameters": f"autoencoder {count['autoencoder'] / 1e6:.1f}M, denoiser {count['denoiser'] / 1e6:.1f}M "
                       "(encoder not included)",
         "weights on disk": f"{size_mb:.1f} MB ({precision} safetensors; loads as float32)",
-        "schedule / sampler": f"tan-d, d = {pipe.schedule.d}; {pipe.sampling.sampler} with {pipe.sampling.steps} "
-                              f"steps down to t = {pipe.sampling.t_end}"}
+        "schedule / sampler": sampler_property(pipe)}
     if pipe.supports_prompts:
         diffusion_data = [DataSource(_source_path(s), f"source = first {s.split_sentences} sentence(s), target = the rest"
                                      if s.split_sentences else f"{s.source_column} -> {s.target_column}")
@@ -157,6 +156,21 @@ def build_card(out: Path, cfg: TrainConfig, pipe: CosmosPipeline, accuracy: dict
         reproduce=reproduce, measured_on=datetime.date.today().isoformat(), encoder=ae_cfg.encoder)
 
 
+def sampler_property(pipe: CosmosPipeline) -> str:
+    """The card's "schedule / sampler" line: what ``generate`` does by default."""
+    sampling = pipe.sampling
+    grid = "" if sampling.time_grid == "uniform" else f" ({TIME_GRIDS[sampling.time_grid]})"
+    return (f"tan-d, d = {pipe.schedule.d}; {sampling.sampler} with {sampling.steps} steps{grid} down to "
+            f"t = {sampling.t_end}")
+
+
+def card_samples(pipe: CosmosPipeline) -> list[Sample]:
+    """The card's seeded samples with the pipeline's defaults: seeds 0-9, or one per ``CARD_PROMPTS`` prompt."""
+    if pipe.supports_prompts:
+        return [Sample(seed, pipe.generate(prompt=p, seed=seed).texts[0], p) for seed, p in enumerate(CARD_PROMPTS)]
+    return [Sample(seed, pipe.generate(1, seed=seed).texts[0]) for seed in range(10)]
+
+
 def write_card(out: Path, card: ModelCard) -> None:
     """``card.json`` next to the weights and ``README.md`` rendered from it."""
     card.save(out)
@@ -172,10 +186,7 @@ def export(cfg: TrainConfig, out: Path, dtype: torch.dtype | None, max_windows: 
     pipe = CosmosPipeline.from_pretrained(out)  # measure exactly what users will load
     if card:
         accuracy = measure(pipe, cfg, max_windows)
-        if pipe.supports_prompts:
-            samples = [Sample(seed, pipe.generate(prompt=p, seed=seed).texts[0], p) for seed, p in enumerate(CARD_PROMPTS)]
-        else:
-            samples = [Sample(seed, pipe.generate(1, seed=seed).texts[0]) for seed in range(10)]
+        samples = card_samples(pipe)
         write_card(out, build_card(out, cfg, pipe, accuracy, samples))
         print(json.dumps({"accuracy": accuracy, "samples": [asdict(s) for s in samples]}, indent=1))
     print(f"exported to {out}")
