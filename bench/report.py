@@ -138,19 +138,23 @@ def speed_section(speed: dict | None) -> str:
     m, st = speed["machine"], speed["settings"]
     rows = speed["results"]
     steps = st["steps"]
+    matched = list(dict.fromkeys(r["model"] for r in rows if r.get("matched_quality")))
     out = [f"{m['cpu']}, {m['cpu_count']} CPUs, torch {m['torch']} with {m['torch_threads']} threads; 1-min load "
            f"before {m['loadavg_1min_before']:.2f} (a trailing 1-minute mean: it counts the minute before the run). Untrained models of the bench architectures (speed does not "
            f"depend on weights), both with a {st['vocab']}-token output layer; Cosmos at N = L/8 with the "
            f"{st['sampler'].upper()} sampler, AR = transformers `generate` with KV cache producing exactly L - 1 "
            f"tokens. Median of {st['repeats']} runs after 1 warm-up, all in one process. Cells: latency in ms "
-           "(speed-up over AR in brackets; > 1 means Cosmos is faster).\n",
-           "| L | batch | AR (KV cache) | " + " | ".join(f"Cosmos {k} steps" for k in steps) + " |",
-           "|---:|---:|---:|" + "---:|" * len(steps)]
+           "(speed-up over AR in brackets; > 1 means Cosmos is faster)."
+           + (" The last columns are each sampler at its fewest steps whose quality matched the 200-step SDE "
+              "in `bench.steps` (measured at L = 64 on the embedded checkpoint; assumed to hold at 128 and 256)."
+              if matched else "") + "\n",
+           "| L | batch | AR (KV cache) | " + " | ".join([f"Cosmos {k} steps" for k in steps] + matched) + " |",
+           "|---:|---:|---:|" + "---:|" * (len(steps) + len(matched))]
     for L in st["lengths"]:
         for B in st["batches"]:
             cell = {r["model"]: r for r in rows if r["length"] == L and r["batch"] == B}
             ar = cell["AR, KV cache"]
-            cosmos = [cell[f"Cosmos {k} steps"] for k in steps]
+            cosmos = [cell[f"Cosmos {k} steps"] for k in steps] + [cell[k] for k in matched]
             out.append(f"| {L} | {B} | {ar['latency_ms']:.0f} | " +
                        " | ".join(f"{c['latency_ms']:.0f} ({c['speedup_vs_ar_kv']:.2f}x)" for c in cosmos) + " |")
     unstable = [r for r in rows if len(r.get("runs_s", [])) > 1 and max(r["runs_s"]) > 1.5 * min(r["runs_s"])]
@@ -159,6 +163,42 @@ def speed_section(speed: dict | None) -> str:
                    f"L {r['length']}, batch {r['batch']}, {r['model']}: "
                    + ", ".join(f"{x:.2f}" for x in r["runs_s"]) + " s" for r in unstable) + ".") + "\n")
     return "\n".join(out)
+
+
+def steps_section(result: dict | None) -> str:
+    if not result:
+        return "Not measured yet: `python -m bench.steps`.\n"
+    st, rows, ar = result["settings"], result["rows"], result["ar"]
+    batches = [str(b) for b in st["speed_batches"]]
+    out = [f"`python -m bench.steps` on `{result['pipeline']}`: per setting, {st['seeds']} seeds x {st['samples']} "
+           f"unconditional samples scored as in the quality table (MAUVE features: {st['mauve_features']}; gen. PPL "
+           f"under `{result['judge']}`), and `generate` timed at batch {' and '.join(batches)} (median of "
+           f"{st['repeats']} after a warm-up; {result['machine']['cpu']}, {result['machine']['torch_threads']} "
+           "threads). A setting **matches** the paper's 200-step SDE when no metric is worse than that row's mean by "
+           "more than its std over seeds. Grids: `uniform` in t (the paper), `logsnr` equal steps in log-SNR.\n",
+           "| sampler | grid | steps | ends on | MAUVE ↑ | diversity ↑ | gen. PPL ↓ | "
+           + " | ".join(f"samples/s (batch {b})" for b in batches) + " | matches 200-step SDE |",
+           "|---|---|---:|---|---:|---:|---:|" + "---:|" * len(batches) + "---|"]
+
+    def metrics(r):
+        return " | ".join(f"{r[k]['mean']:.{d}f} ± {r[k]['std']:.{d}f}" for k, d in (("mauve", 3), ("diversity", 3),
+                                                                                   ("gen_ppl", 1)))
+    for r in rows:
+        mark = "**yes**" if r.get("matches_reference") else "no"
+        end = "x0 estimate" if r.get("final_x0") else "state at t_end"
+        out.append(f"| {r['sampler']} | {r['time_grid']} | {r['steps']} | {end} | {metrics(r)} | "
+                   + " | ".join(f"{r['samples_per_s'][b]:.1f}" for b in batches) + f" | {mark} |")
+    out.append(f"| AR (KV cache) | | | | {metrics(ar)} | " + " | ".join(f"{ar['samples_per_s'][b]:.1f}" for b in batches)
+               + " | |")
+    if result.get("recommended"):
+        best = next(r for r in rows if r["name"] == result["recommended"])
+        ends = lambda r: ", ending on the x0 estimate" if r.get("final_x0") else ""  # noqa: E731
+        out.append(f"\nFastest matching setting at batch {batches[0]}: **{best['sampler']}, {best['steps']} steps, "
+                   f"{best['time_grid']} grid{ends(best)}** ({best['samples_per_s'][batches[0]]:.1f} samples/s). "
+                   "Fewest matching steps per sampler: " + ", ".join(
+                       f"{k} {v['steps']} ({v['time_grid']}{ends(v)})" for k, v in result["fewest_matching_steps"].items())
+                   + ".")
+    return "\n".join(out) + "\n"
 
 
 def conditional_section() -> str:
@@ -297,7 +337,43 @@ def samples_section(rows: list[tuple[str, dict]]) -> str:
     return "\n".join(out)
 
 
-def figures(rows: list[tuple[str, dict]], speed: dict | None) -> dict[str, str]:
+def steps_figure(result: dict):
+    """Quality (three panels) against samples per second at the largest timed batch, a line per sampler and
+    grid (points labelled with their steps), the AR baseline as a point, the 200-step SDE's mean ± std as a band."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    batch = str(result["settings"]["speed_batches"][-1])
+    keys = (("mauve", "MAUVE ↑"), ("diversity", "diversity ↑"), ("gen_ppl", "gen. PPL under AR ↓"))
+    fig = make_subplots(rows=1, cols=3, subplot_titles=[t for _, t in keys])
+    lines = list(dict.fromkeys((r["sampler"], r["time_grid"], bool(r.get("final_x0"))) for r in result["rows"]))
+    palette = ("#1f77b4", "#2ca02c", "#d62728", "#9467bd", "#ff7f0e", "#8c564b")
+    reference = next((r for r in result["rows"] if r["name"] == "sde/uniform/200"), None)   # REFERENCE in bench.steps
+    for col, (key, _) in enumerate(keys, start=1):
+        if reference is not None:
+            m, sd = reference[key]["mean"], reference[key]["std"]
+            fig.add_hrect(y0=m - sd, y1=m + sd, fillcolor="grey", opacity=0.15, line_width=0, row=1, col=col)
+        for i, (sampler, grid, x0) in enumerate(lines):
+            pts = [r for r in result["rows"] if (r["sampler"], r["time_grid"], bool(r.get("final_x0"))) == (sampler, grid, x0)]
+            fig.add_scatter(x=[r["samples_per_s"][batch] for r in pts], y=[r[key]["mean"] for r in pts],
+                            error_y=dict(array=[r[key]["std"] for r in pts]), text=[str(r["steps"]) for r in pts],
+                            mode="lines+markers+text", textposition="top center",
+                            line=dict(color=palette[i % len(palette)], dash="solid" if grid == "uniform" else "dot"),
+                            name=f"{sampler} ({grid}{', x0 end' if x0 else ''})", legendgroup=f"{sampler}{grid}{x0}",
+                            showlegend=col == 1,
+                            row=1, col=col)
+        ar = result["ar"]
+        fig.add_scatter(x=[ar["samples_per_s"][batch]], y=[ar[key]["mean"]], error_y=dict(array=[ar[key]["std"]]),
+                        mode="markers", marker=dict(symbol="star", size=14, color="black"), name="AR (KV cache)",
+                        legendgroup="ar", showlegend=col == 1, row=1, col=col)
+    fig.update_xaxes(title_text=f"samples per second (batch {batch}; labels: steps)", type="log")
+    fig.update_yaxes(type="log", row=1, col=3)
+    fig.update_layout(title="Quality against speed: sampler x steps (grey band: 200-step SDE, mean ± std over seeds)",
+                      template="plotly_white", width=1400, height=520)
+    return fig
+
+
+def figures(rows: list[tuple[str, dict]], speed: dict | None, steps: dict | None = None) -> dict[str, str]:
     """Write the plotly figures as HTML (and PNG when kaleido can); returns {name: markdown}."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
@@ -343,6 +419,8 @@ def figures(rows: list[tuple[str, dict]], speed: dict | None) -> dict[str, str]:
         fig.update_layout(title="Generation latency: Cosmos vs AR with KV cache (CPU)", template="plotly_white",
                           width=1200, height=500)
         made.append(("speed", fig))
+    if steps:
+        made.append(("steps", steps_figure(steps)))
     if Path("/usr/bin/chromium").exists():
         os.environ.setdefault("BROWSER_PATH", "/usr/bin/chromium")  # kaleido's browser
     links = {}
@@ -361,7 +439,8 @@ def render() -> Path:
     rows = quality_rows()
     reference = load(RESULTS / "quality" / "reference.json")
     speed = load(RESULTS / "speed-vs-ar.json")
-    fig = figures(rows, speed)
+    steps = load(RESULTS / "steps.json")
+    fig = figures(rows, speed, steps)
     by_name = dict(rows)
     recon = sorted(r["reconstruction_accuracy"] for _, r in rows if "reconstruction_accuracy" in r)
     recon_range = f"{recon[0]:.0%} to {recon[-1]:.0%}" if recon else "low"
@@ -393,6 +472,10 @@ batch 64 (more wall time than `bench-l8`; see the table). Train them: `python -m
 
 {speed_section(speed)}
 {fig.get('speed', '')}
+## Fewer steps: quality against sampler steps (issue 19)
+
+{steps_section(steps)}
+{fig.get('steps', '')}
 ## Conditional generation: story continuation (issue 7)
 
 {conditional_section()}
@@ -411,7 +494,7 @@ batch 64 (more wall time than `bench-l8`; see the table). Train them: `python -m
 
 def run_everything() -> None:
     steps = [[sys.executable, "-m", "bench.baselines"], [sys.executable, "-m", "bench.quality"],
-             [sys.executable, "-m", "bench.speed", "--vs-ar"]]
+             [sys.executable, "-m", "bench.steps"], [sys.executable, "-m", "bench.speed", "--vs-ar"]]
     if (Path(STORY_PIPELINE) / "model_index.json").is_file():
         steps.append([sys.executable, "-m", "bench.conditional", "--pipeline", STORY_PIPELINE])
     steps.append([sys.executable, "-m", "bench.infill"])

@@ -31,6 +31,10 @@ builds, per L, Cosmos with bench-l8's architecture at N = L/8 and the AR LM with
 (both untrained: speed does not depend on weights; both with the same 15,117-token output vocabulary as
 the trained models), and times ``pipe.generate(B, steps)`` against ``lm.generate_ids(B, L)`` (transformers'
 ``generate`` with its KV cache, exactly L - 1 new tokens).
+At matched quality (issue 19): when ``bench/results/steps.json`` exists (``python -m bench.steps``), each
+sampler also gets a row at its smallest step count (and time grid) whose quality matched the 200-step SDE
+there. That match was measured on the embedded checkpoint (L = 64); the rows at L = 128 / 256 assume the
+same step count suffices at the longer lengths (the denoiser's job per latent is the same; not measured).
 Writes ``bench/results/speed-vs-ar.json``.
 
 Run it on an otherwise idle machine: with all cores in use by torch's threads, any other busy
@@ -130,6 +134,32 @@ def generate_flops(pipe: CosmosPipeline, batch: int, sampler: str) -> dict[str, 
     return {"step": one_step - decode, "decode": decode}
 
 
+MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm")
+
+
+def profile_steps(pipe: CosmosPipeline, batch: int, sampler: str, steps: int = 20, top: int = 12) -> dict:
+    """Where a sampler step's time goes: ``torch.profiler`` over one ``steps``-step generate (after a warmup),
+    ops by self CPU time per step; the matmul share is what BLAS spends on the step's own (small) shapes."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with torch.inference_mode():
+        pipe.generate(batch, steps=steps, sampler=sampler, seed=0)
+        marks: list[float] = []
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            t0 = time.perf_counter()
+            pipe.generate(batch, steps=steps, sampler=sampler, seed=0,
+                          progress=lambda done, total: marks.append(time.perf_counter()))
+    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    sampling_ms = 1e3 * (marks[-1] - t0) / steps                   # under the profiler: slower than unprofiled
+    total_us = sum(e.self_cpu_time_total for e in events)
+    ops = [{"op": e.key, "self_ms_per_step": e.self_cpu_time_total / 1e3 / steps, "calls_per_step": e.count / steps,
+            "share": e.self_cpu_time_total / total_us} for e in events]
+    matmul = sum(o["self_ms_per_step"] for o in ops if o["op"] in MATMUL_OPS)
+    return {"batch": batch, "steps": steps, "profiled_ms_per_step": sampling_ms,
+            "ops_ms_per_step": total_us / 1e3 / steps, "matmul_ms_per_step": matmul,
+            "matmul_share": matmul / (total_us / 1e3 / steps), "top_ops": ops[:top]}
+
+
 AR_VOCAB = 15117  # rows of the trained models' output layers (tokens seen in cpu-small's training data)
 
 
@@ -163,10 +193,21 @@ def build_family_pair(length: int):
     return pipe, lm
 
 
+STEPS_RESULTS = Path("bench/results/steps.json")
+
+
+def matched_settings(path: Path = STEPS_RESULTS) -> dict[str, dict]:
+    """{sampler: {"steps", "time_grid", "final_x0"}}: each sampler's fewest steps matching the 200-step SDE in
+    ``bench.steps``."""
+    if not path.is_file():
+        return {}
+    return json.loads(path.read_text(encoding="utf-8")).get("fewest_matching_steps", {})
+
+
 def compare_with_ar(lengths: list[int], batches: list[int], steps_list: list[int], repeats: int,
-                    sampler: str) -> list[dict]:
+                    sampler: str, matched: dict[str, dict] | None = None) -> list[dict]:
     rows = []
-    header = f"{'L':>4} {'batch':>5} {'model':<22} {'latency ms':>10} {'samples/s':>9} {'vs AR (KV)':>10}"
+    header = f"{'L':>4} {'batch':>5} {'model':<30} {'latency ms':>10} {'samples/s':>9} {'vs AR (KV)':>10}"
     print(header + "\n" + "-" * len(header))
     for L in lengths:
         pipe, lm = build_family_pair(L)
@@ -180,12 +221,22 @@ def compare_with_ar(lengths: list[int], batches: list[int], steps_list: list[int
             for steps in steps_list:
                 s, runs = median_seconds(lambda r: pipe.generate(B, steps=steps, sampler=sampler, seed=r), repeats)
                 cases.append((f"Cosmos {steps} steps", s, runs, steps))
+            default_sampling = pipe.sampling
+            for name, match in (matched or {}).items():   # each sampler at its fewest matching steps
+                final_x0 = match.get("final_x0", False)
+                pipe.sampling = dataclasses.replace(default_sampling, time_grid=match["time_grid"], final_x0=final_x0)
+                s, runs = median_seconds(lambda r: pipe.generate(B, steps=match["steps"], sampler=name, seed=r),
+                                         repeats)
+                label = f"{name} {match['steps']} ({match['time_grid']}{', x0 end' if final_x0 else ''}), matched"
+                cases.append((label, s, runs, match["steps"]))
+            pipe.sampling = default_sampling
             for name, s, runs, steps in cases:
                 row = {"length": L, "latents": L // 8, "batch": B, "model": name, "steps": steps,
+                       "matched_quality": name.endswith("matched"),
                        "latency_ms": 1e3 * s, "samples_per_s": B / s, "speedup_vs_ar_kv": ar_s / s,
                        "runs_s": runs, "params": params}
                 rows.append(row)
-                print(f"{L:>4} {B:>5} {name:<22} {row['latency_ms']:>10.1f} {row['samples_per_s']:>9.2f} "
+                print(f"{L:>4} {B:>5} {name:<30} {row['latency_ms']:>10.1f} {row['samples_per_s']:>9.2f} "
                       f"{row['speedup_vs_ar_kv']:>9.2f}x", flush=True)
     return rows
 
@@ -198,14 +249,19 @@ def main_vs_ar(args) -> None:
           f"{torch.get_num_threads()} threads; 1-min load average before {load_before:.2f}"
           + (" -- other processes are busy: latencies may be inflated" if load_before > 0.5 else ""))
     print(f"timing   : median of {args.repeats} runs after 1 warmup")
-    rows = compare_with_ar(args.lengths, args.batches, args.steps, args.repeats, args.sampler)
+    matched = matched_settings()
+    if matched:
+        print(f"matched  : fewest steps matching 200-step SDE quality ({STEPS_RESULTS}): "
+              + ", ".join(f"{k} {v['steps']} ({v['time_grid']})" for k, v in matched.items()))
+    rows = compare_with_ar(args.lengths, args.batches, args.steps, args.repeats, args.sampler, matched)
     report = {"benchmark": "bench.speed --vs-ar",
               "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
               "machine": {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                           "torch": torch.__version__, "loadavg_1min_before": load_before,
                           "loadavg_1min_after": os.getloadavg()[0]},
               "settings": {"lengths": args.lengths, "batches": args.batches, "steps": args.steps,
-                           "repeats": args.repeats, "warmup": 1, "sampler": args.sampler, "vocab": AR_VOCAB},
+                           "repeats": args.repeats, "warmup": 1, "sampler": args.sampler, "vocab": AR_VOCAB,
+                           "matched_quality_settings": matched},
               "results": rows}
     out = Path(args.out if args.out != "bench/results/speed.json" else "bench/results/speed-vs-ar.json")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -227,6 +283,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sampler", default="sde", choices=sorted(SAMPLERS))
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--matmul-size", type=int, default=2048, help="n of the n x n reference matmul")
+    parser.add_argument("--profile", action="store_true",
+                        help="also profile the sampler steps at each batch (torch.profiler op table)")
     parser.add_argument("--out", default="bench/results/speed.json")
     args = parser.parse_args(argv)
     args.batches = args.batches or ([1, 16] if args.vs_ar else [1, 8])
@@ -262,14 +320,15 @@ def main(argv: list[str] | None = None) -> None:
     print(f"machine  : {cpu_model()}, {os.cpu_count()} CPUs, torch {torch.__version__} with "
           f"{torch.get_num_threads()} threads; fp32 matmul {args.matmul_size}^2: {peak['gflops']:.1f} GFLOP/s")
     print(f"sampler  : {args.sampler}; median of {args.repeats} runs after 1 warmup; "
-          "ms/step = sampling / steps; GFLOP/call = steps x step + decode")
+          "ms/step = sampling / steps; x bound = ms/step over the step's FLOPs at the matmul rate; "
+          "GFLOP/call = steps x step + decode")
     print(f"load     : 1-min load average {load_before:.2f} before starting"
           + (" -- other processes are busy: latencies may be inflated" if load_before > 0.5 else ""))
     for B in args.batches:
         print(f"flops    : batch {B}: {flops[B]['step'] / 1e9:.3f} GFLOP/step, "
               f"decode {flops[B]['decode'] / 1e9:.3f} GFLOP")
     header = (f"{'batch':>5} {'steps':>5} {'total ms':>9} {'sampling ms':>11} {'decode ms':>10} "
-              f"{'ms/step':>7} {'samples/s':>9} {'GFLOP/call':>10} {'GFLOP/s':>8} {'% peak':>6}")
+              f"{'ms/step':>7} {'x bound':>7} {'samples/s':>9} {'GFLOP/call':>10} {'GFLOP/s':>8} {'% peak':>6}")
     print()
     print(header)
     print("-" * len(header))
@@ -293,13 +352,30 @@ def main(argv: list[str] | None = None) -> None:
                 "sampling_achieved_gflops": steps * flops[B]["step"] / m["sampling"] / 1e9,
                 "decode_achieved_gflops": flops[B]["decode"] / m["decode"] / 1e9,
                 "fraction_of_matmul_peak": achieved / peak["gflops"],
+                # issue 19's target: a step within 2x of its FLOPs at the measured matmul rate
+                "step_vs_flop_bound": (m["sampling"] / steps) / (flops[B]["step"] / (peak["gflops"] * 1e9)),
                 "runs_s": result["runs"],
             }
             rows.append(row)
             print(f"{B:>5} {steps:>5} {row['total_ms']:>9.1f} {row['sampling_ms']:>11.1f} {row['decode_ms']:>10.1f} "
-                  f"{row['ms_per_step']:>7.2f} {row['samples_per_s']:>9.2f} "
+                  f"{row['ms_per_step']:>7.2f} {row['step_vs_flop_bound']:>7.1f} {row['samples_per_s']:>9.2f} "
                   f"{row['gflop_per_call']:>10.2f} {achieved:>8.1f} {100 * row['fraction_of_matmul_peak']:>5.1f}%",
                   flush=True)
+
+    profiles = []
+    if args.profile:   # after the timings, so the profiler's own cost does not touch them
+        for B in args.batches:
+            prof = profile_steps(pipe, B, args.sampler)
+            profiles.append(prof)
+            bound = flops[B]["step"] / (peak["gflops"] * 1e9) * 1e3
+            print(f"\nprofile, batch {B} ({prof['steps']} steps under torch.profiler): "
+                  f"{prof['ops_ms_per_step']:.2f} ms of ops per step, matmuls {prof['matmul_ms_per_step']:.2f} ms "
+                  f"({100 * prof['matmul_share']:.0f}%: {flops[B]['step'] / 1e6 / prof['matmul_ms_per_step']:.1f} "
+                  f"GFLOP/s at the step's own shapes); the step's FLOPs at the {args.matmul_size}^2 rate: {bound:.2f} ms")
+            print(f"{'op':<52} {'ms/step':>8} {'calls/step':>10} {'share':>6}")
+            for o in prof["top_ops"]:
+                print(f"{o['op'][:52]:<52} {o['self_ms_per_step']:>8.3f} {o['calls_per_step']:>10.1f} "
+                      f"{100 * o['share']:>5.1f}%")
 
     load_after = os.getloadavg()[0]
     print(f"\n1-min load average after: {load_after:.2f} (this benchmark itself adds about "
@@ -318,6 +394,7 @@ def main(argv: list[str] | None = None) -> None:
         "configs": summary.configs,
         "params": counts,
         "results": rows,
+        "profiles": profiles,
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,7 @@ the report, on tiny models and data made here."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -204,6 +205,63 @@ def test_speed_comparison_rows_are_ratios_of_measured_latencies():
         assert r["latents"] == 2 and r["speedup_vs_ar_kv"] == pytest.approx(ar["latency_ms"] / r["latency_ms"])
 
 
+def test_speed_comparison_adds_each_sampler_at_its_matched_steps():
+    from bench.speed import compare_with_ar
+    rows = compare_with_ar([16], [1], [2], repeats=1, sampler="sde",
+                           matched={"dpm2m": {"steps": 3, "time_grid": "logsnr", "final_x0": False},
+                                    "sde": {"steps": 2, "time_grid": "uniform", "final_x0": True}})
+    matched = {r["model"]: r for r in rows if r["matched_quality"]}
+    assert set(matched) == {"dpm2m 3 (logsnr), matched", "sde 2 (uniform, x0 end), matched"}
+    assert matched["dpm2m 3 (logsnr), matched"]["steps"] == 3
+
+
+# --- fewer steps (issue 19) -------------------------------------------------------------------------------
+def _steps_row(sampler, grid, steps, mauve, div, ppl, speed):
+    spread = lambda v: {"mean": v, "std": 0.05 if v < 1 else 5.0, "runs": [v]}  # noqa: E731
+    return {"sampler": sampler, "time_grid": grid, "steps": steps, "name": f"{sampler}/{grid}/{steps}",
+            "samples_per_s": {"4": speed, "16": 2 * speed}, "mauve": spread(mauve), "diversity": spread(div),
+            "gen_ppl": spread(ppl), "example_samples": ["a text"]}
+
+
+def test_steps_settings_and_the_matching_rule():
+    from bench import steps
+    names = [s.name for s in steps.settings(["sde", "dpm2m"], [10, 200], [10])]
+    assert names == ["sde/uniform/10", "sde/uniform/200", "dpm2m/uniform/10", "dpm2m/uniform/200", "dpm2m/logsnr/10"]
+    rows = [_steps_row("sde", "uniform", 200, 0.60, 0.30, 100.0, 1.0),     # the reference: std 0.05 / 5.0
+            _steps_row("sde", "uniform", 10, 0.70, 0.50, 106.0, 20.0),     # gen. PPL worse by more than 5: no
+            _steps_row("dpm2m", "uniform", 10, 0.56, 0.26, 104.0, 20.0),   # every metric within the spread: yes
+            _steps_row("dpm2m", "logsnr", 10, 0.54, 0.30, 90.0, 21.0),     # MAUVE worse by more than 0.05: no
+            _steps_row("dpm2m", "uniform", 25, 0.66, 0.35, 80.0, 8.0)]     # better everywhere: yes
+    fastest, fewest = steps.recommend(rows, 4)
+    assert [r["matches_reference"] for r in rows] == [True, False, True, False, True]
+    assert fastest == "dpm2m/uniform/10"
+    assert fewest == {"sde": {"steps": 200, "time_grid": "uniform", "final_x0": False},
+                      "dpm2m": {"steps": 10, "time_grid": "uniform", "final_x0": False}}
+    assert steps.recommend(rows[1:], 4) == (None, {})     # no 200-step SDE row: nothing to match
+
+
+def test_steps_measures_a_setting_and_the_ar_point(tiny_pipeline, trained_ar, tiny_encoder):
+    from bench import steps
+    lm = ArLanguageModel.from_pretrained(trained_ar[1])
+    windows = quality.held_out_windows(["the cat ran to the red ball. " * 6, "a big dog saw the sun. " * 6],
+                                       tiny_encoder.tokenizer, 16)
+    common = dict(seeds=2, samples=6, windows=windows, featurize=quality.EncoderFeatures(tiny_encoder, 16),
+                  speed_batches=[2], repeats=1)
+    default = tiny_pipeline.sampling
+    row = steps.measure(tiny_pipeline, steps.Setting("dpm2m", "logsnr", 3), judge=lm, **common)
+    assert tiny_pipeline.sampling == default                      # the pipeline's defaults are left as they were
+    assert row["name"] == "dpm2m/logsnr/3" and row["samples_per_s"]["2"] > 0
+    assert len(row["mauve"]["runs"]) == 2 and row["gen_ppl"]["mean"] > 1 and 0 <= row["diversity"]["mean"] <= 1
+    # the row's samples are the pipeline's own at that setting (seed 0)
+    tiny_pipeline.sampling = dataclasses.replace(default, time_grid="logsnr")
+    try:
+        assert row["example_samples"] == tiny_pipeline.generate(6, steps=3, sampler="dpm2m", seed=0).texts[:3]
+    finally:
+        tiny_pipeline.sampling = default
+    ar = steps.measure_ar(lm, 16, **common)
+    assert ar["samples_per_s"]["2"] > 0 and len(ar["diversity"]["runs"]) == 2
+
+
 # --- report --------------------------------------------------------------------------------------------
 def _quality_result(mauve: float, cosmos: bool) -> dict:
     spread = lambda v: {"mean": v, "std": 0.01, "runs": [v]}  # noqa: E731
@@ -232,6 +290,16 @@ def test_report_renders_tables_findings_and_figures(tmp_path, monkeypatch):
         "machine": {"cpu": "test cpu", "cpu_count": 2, "torch": "x", "torch_threads": 2, "loadavg_1min_before": 0.1},
         "settings": {"lengths": [64], "batches": [1], "steps": [5], "repeats": 3, "sampler": "sde", "vocab": 100},
         "results": speed_rows}))
+    steps_rows = [_steps_row("sde", "uniform", 200, 0.60, 0.30, 100.0, 1.0),
+                  _steps_row("dpm2m", "uniform", 10, 0.56, 0.26, 104.0, 20.0)]
+    steps_rows[0]["matches_reference"], steps_rows[1]["matches_reference"] = True, True
+    (results / "steps.json").write_text(json.dumps({
+        "pipeline": "assets/cosmos-cpu-small", "judge": "bench-ar",
+        "settings": {"samples": 8, "seeds": 3, "speed_batches": [4, 16], "repeats": 3, "mauve_features": "enc"},
+        "machine": {"cpu": "test cpu", "torch_threads": 2}, "rows": steps_rows,
+        "ar": {**_steps_row("ar", "", 0, 0.8, 0.5, 40.0, 3.0)}, "recommended": "dpm2m/uniform/10",
+        "fewest_matching_steps": {"sde": {"steps": 200, "time_grid": "uniform"},
+                                  "dpm2m": {"steps": 10, "time_grid": "uniform"}}}))
     monkeypatch.setattr(report, "RESULTS", results)
     monkeypatch.setattr(report, "DOCS", tmp_path / "docs")
     monkeypatch.setattr(report, "FIGURES", tmp_path / "docs" / "figures")
@@ -244,6 +312,10 @@ def test_report_renders_tables_findings_and_figures(tmp_path, monkeypatch):
     assert "clean reconstruction 0.500 vs 0.500" in text
     assert "| 64 | 1 | 100 | 50 (2.00x) |" in text
     assert "(figures/speed.html)" in text and (tmp_path / "docs/figures/speed.html").is_file()
+    assert ("| dpm2m | uniform | 10 | state at t_end | 0.560 ± 0.050 | 0.260 ± 0.050 | 104.0 ± 5.0 | 20.0 | 40.0 | "
+            "**yes** |") in text
+    assert "Fastest matching setting at batch 4: **dpm2m, 10 steps, uniform grid** (20.0 samples/s)" in text
+    assert "(figures/steps.html)" in text and (tmp_path / "docs/figures/steps.html").is_file()
     assert "Not measured yet: `python -m bench.conditional --pipeline assets/cosmos-story-cpu`" in text
     assert "Not measured yet: `bench-l1`, `bench-l16`, `bench-l4`" in text   # presets without results, named
     table = text[text.index("## Unconditional quality"):]
