@@ -21,8 +21,9 @@ same way (its gen. PPL is self-scored) and ``generate_ids(B, L)`` timed with its
 The reference is the paper's setting, the SDE sampler at 200 steps on the uniform grid. A setting
 *matches* it when no metric is worse than the reference's mean by more than the reference's spread
 over seeds (std): MAUVE >= ref - std, diversity >= ref - std, gen. PPL <= ref + std. The printed
-recommendation is the matching setting with the most samples per second at the first speed batch
-(4: the app's default request); ``--vs-ar`` in ``bench.speed`` times each sampler at its smallest
+recommendation is the fastest matching setting: the fewest steps (every sampler calls the denoiser once
+a step), ties broken by samples per second at the first speed batch (4: the app's default request);
+``--final-x0`` adds rows that end on the last x0 estimate (``SamplingConfig.final_x0``). ``--vs-ar`` in ``bench.speed`` times each sampler at its smallest
 matching step count. Writes ``bench/results/steps.json``; ``python -m bench.report`` draws the figure.
 """
 
@@ -134,8 +135,9 @@ def measure_ar(judge: ArLanguageModel, length: int, *, seeds: int, samples: int,
 
 
 def recommend(rows: list[dict], speed_batch: int) -> tuple[str | None, dict[str, dict]]:
-    """Mark each row's ``matches_reference``; return the fastest matching setting's name at ``speed_batch``
-    and, per sampler, its fewest matching steps ({"steps", "time_grid"}). Without the reference row: (None, {})."""
+    """Mark each row's ``matches_reference``; return the fastest matching setting's name (fewest steps, then
+    most samples per second at ``speed_batch``) and, per sampler, its fewest matching steps ({"steps",
+    "time_grid", "final_x0"}). Without the reference row: (None, {})."""
     reference = next((r for r in rows if all(r.get(k, False) == v for k, v in REFERENCE.items())), None)
     if reference is None:
         return None, {}
@@ -143,7 +145,8 @@ def recommend(rows: list[dict], speed_batch: int) -> tuple[str | None, dict[str,
     for row in rows:
         row["matches_reference"] = matches(row, ref)
     matching = [r for r in rows if r["matches_reference"]]
-    fastest = max(matching, key=lambda r: r["samples_per_s"][str(speed_batch)])["name"]
+    # every sampler calls the denoiser once per step, so fewer steps is faster; timing breaks ties
+    fastest = min(matching, key=lambda r: (r["steps"], -r["samples_per_s"][str(speed_batch)]))["name"]
     fewest = {}
     for sampler in dict.fromkeys(r["sampler"] for r in rows):
         hits = sorted((r for r in matching if r["sampler"] == sampler),
