@@ -347,18 +347,20 @@ def steps_figure(result: dict):
     keys = (("mauve", "MAUVE ↑"), ("diversity", "diversity ↑"), ("gen_ppl", "gen. PPL under AR ↓"))
     fig = make_subplots(rows=1, cols=3, subplot_titles=[t for _, t in keys])
     lines = list(dict.fromkeys((r["sampler"], r["time_grid"], bool(r.get("final_x0"))) for r in result["rows"]))
-    palette = ("#1f77b4", "#2ca02c", "#d62728", "#9467bd", "#ff7f0e", "#8c564b")
+    palette = ("#1f77b4", "#2ca02c", "#d62728", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f")
     reference = next((r for r in result["rows"] if r["name"] == "sde/uniform/200"), None)   # REFERENCE in bench.steps
     for col, (key, _) in enumerate(keys, start=1):
         if reference is not None:
             m, sd = reference[key]["mean"], reference[key]["std"]
-            fig.add_hrect(y0=m - sd, y1=m + sd, fillcolor="grey", opacity=0.15, line_width=0, row=1, col=col)
+            fig.add_hrect(y0=m - sd, y1=m + sd, fillcolor="lightgrey", opacity=0.5, line_width=0, layer="below",
+                          row=1, col=col, exclude_empty_subplots=False)   # drawn before the subplot's traces
         for i, (sampler, grid, x0) in enumerate(lines):
             pts = [r for r in result["rows"] if (r["sampler"], r["time_grid"], bool(r.get("final_x0"))) == (sampler, grid, x0)]
             fig.add_scatter(x=[r["samples_per_s"][batch] for r in pts], y=[r[key]["mean"] for r in pts],
                             error_y=dict(array=[r[key]["std"] for r in pts]), text=[str(r["steps"]) for r in pts],
                             mode="lines+markers+text", textposition="top center",
-                            line=dict(color=palette[i % len(palette)], dash="solid" if grid == "uniform" else "dot"),
+                            line=dict(color=palette[i % len(palette)],
+                                      dash="dash" if x0 else "solid" if grid == "uniform" else "dot"),
                             name=f"{sampler} ({grid}{', x0 end' if x0 else ''})", legendgroup=f"{sampler}{grid}{x0}",
                             showlegend=col == 1,
                             row=1, col=col)

@@ -1,6 +1,6 @@
 """Set a pipeline folder's sampling defaults (what ``generate`` and the playground use) and refresh its card.
 
-    python -m train.defaults assets/cosmos-cpu-small --sampler dpm2m --steps 25 --time-grid uniform
+    python -m train.defaults assets/cosmos-cpu-small --sampler sde --steps 25 --final-x0 true
 
 Pick the values with ``python -m bench.steps --pipeline FOLDER`` (its fastest setting whose quality matches
 the paper's 200-step SDE). Only ``model_index.json``'s ``sampling`` section changes; the weights are not
@@ -50,17 +50,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sampler", choices=list(SAMPLERS))
     parser.add_argument("--steps", type=int)
     parser.add_argument("--time-grid", choices=list(TIME_GRIDS))
+    parser.add_argument("--final-x0", choices=["true", "false"],
+                        help="end on the last step's x0 estimate (true) or on the state at t_end (false, the paper)")
     args = parser.parse_args(argv)
-    changes = {k: v for k, v in (("sampler", args.sampler), ("steps", args.steps), ("time_grid", args.time_grid))
+    changes = {k: v for k, v in (("sampler", args.sampler), ("steps", args.steps), ("time_grid", args.time_grid),
+                                 ("final_x0", None if args.final_x0 is None else args.final_x0 == "true"))
                if v is not None}
     if not changes:
-        parser.error("nothing to set: pass --sampler, --steps and/or --time-grid")
+        parser.error("nothing to set: pass --sampler, --steps, --time-grid and/or --final-x0")
     try:
         sampling = set_defaults(args.folder, **changes)
     except (OSError, json.JSONDecodeError, ConfigError, CheckpointError, CardError) as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
-    print(f"{args.folder}: sampler {sampling.sampler}, {sampling.steps} steps, {sampling.time_grid} grid")
+    print(f"{args.folder}: sampler {sampling.sampler}, {sampling.steps} steps, {sampling.time_grid} grid, "
+          f"ends on {'the x0 estimate' if sampling.final_x0 else 'the state at t_end'}")
 
 
 if __name__ == "__main__":

@@ -160,8 +160,9 @@ def sampler_property(pipe: CosmosPipeline) -> str:
     """The card's "schedule / sampler" line: what ``generate`` does by default."""
     sampling = pipe.sampling
     grid = "" if sampling.time_grid == "uniform" else f" ({TIME_GRIDS[sampling.time_grid]})"
+    end = ", then its last x0 estimate" if sampling.final_x0 else ""
     return (f"tan-d, d = {pipe.schedule.d}; {sampling.sampler} with {sampling.steps} steps{grid} down to "
-            f"t = {sampling.t_end}")
+            f"t = {sampling.t_end}{end}")
 
 
 def card_samples(pipe: CosmosPipeline) -> list[Sample]:
