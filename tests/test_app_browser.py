@@ -12,6 +12,7 @@ unless COSMOS_REQUIRE_BROWSER=1 (set by .ci/run), which turns that into a failur
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from live_app import module_fixture
+
+from cosmos.checkpoint import DEFAULT_CHECKPOINT
 
 CHROMIUM = os.environ.get("COSMOS_CHROMIUM", "/usr/bin/chromium")
 REQUIRED = os.environ.get("COSMOS_REQUIRE_BROWSER") == "1"
@@ -46,6 +49,8 @@ SCREENSHOTS = Path(__file__).resolve().parent / "artifacts" / "screenshots"
 RUN_MS = 60_000          # a model call on 2 CPU cores, queued behind nothing: seconds; generous for slow CI
 UI_MS = 10_000           # a render, a tab switch
 VIEWPORT = {"width": 1280, "height": 900}
+# the sampler the embedded default's tabs start on (its model_index.json, set from bench.steps), as info lines say it
+DEFAULT_SAMPLER = json.loads((Path(DEFAULT_CHECKPOINT) / "model_index.json").read_text())["sampling"]["sampler"].upper()
 
 live_app = module_fixture()
 
@@ -150,7 +155,7 @@ def test_generate_tab(session):
     set_number(panel, "number input for Number of samples", 3)
     set_number(panel, "number input for Steps", 10)
     panel.get_by_role("button", name="Generate", exact=True).click()
-    expect(panel.get_by_text(re.compile(r"^3 samples x 10 steps \(SDE, seed 0\) in \d+\.\d\d s"))).to_be_visible(
+    expect(panel.get_by_text(re.compile(rf"^3 samples x 10 steps \({DEFAULT_SAMPLER}, seed 0\) in \d+\.\d\d s"))).to_be_visible(
         timeout=RUN_MS)
     expect(table_cells(panel, 0)).to_have_count(3)
     assert table_cells(panel, 0).all_inner_texts() == ["1", "2", "3"]
@@ -286,7 +291,7 @@ def test_infill_tab_continue_preset(session):
     set_number(panel, "number input for Number of variants", 2)
     set_number(panel, "number input for Steps", 10)
     panel.get_by_role("button", name="Infill", exact=True).click()
-    expect(panel.get_by_text(re.compile(r"^2 variants x 10 steps \(SDE, seed 0\) in \d+\.\d\d s: kept chunk\(s\) "
+    expect(panel.get_by_text(re.compile(rf"^2 variants x 10 steps \({DEFAULT_SAMPLER}, seed 0\) in \d+\.\d\d s: kept chunk\(s\) "
                                         r"0, 1, 2"))).to_be_visible(timeout=RUN_MS)
     expect(table_cells(panel, 0)).to_have_count(2)
     texts = table_cells(panel, 1).all_inner_texts()
