@@ -40,6 +40,9 @@ BASELINES = (   # in training order: the most informative rows first
     Baseline("bench-chunk-l8", "Cosmos N=L/8, chunk-local autoencoder", "cosmos"),
     Baseline("bench-chunk-ce-only", "Cosmos N=L/8, chunk-local, CE-only autoencoder", "cosmos"),
     Baseline("bench-chunk-l4", "Cosmos N=L/4, chunk-local autoencoder", "cosmos"),
+    Baseline("bench-chunk-curriculum", "Cosmos N=L/8, chunk-local, augmentation curriculum", "cosmos"),
+    Baseline("bench-chunk-curriculum-paper", "Cosmos N=L/8, chunk-local, curriculum to the paper's augmentations",
+             "cosmos"),
 )
 BY_PRESET = {b.preset: b for b in BASELINES}
 

@@ -38,6 +38,10 @@ ROWS = {
     "bench-chunk-l8": ("Cosmos, N = L/8, chunk-local AE", "cpu-small's compressor and CPU levers"),
     "bench-chunk-ce-only": ("Cosmos, N = L/8, chunk-local CE-only AE", "no MSE alignment, no augmentation"),
     "bench-chunk-l4": ("Cosmos, N = L/4, chunk-local AE", "4x compression"),
+    "bench-chunk-curriculum": ("Cosmos, N = L/8, chunk-local AE, augmentation curriculum",
+                               "clean 100 steps, then a ramp to the light augmentations"),
+    "bench-chunk-curriculum-paper": ("Cosmos, N = L/8, chunk-local AE, curriculum to the paper's augmentations",
+                                     "clean 100 steps, then a ramp to 0.3 / 0.7 / 0.4"),
     EMBEDDED: ("embedded cpu-small (L/8)", "the app's checkpoint: 5.6x the AE and 5x the diffusion steps"),
 }
 
@@ -279,26 +283,39 @@ def findings(rows: dict[str, dict], speed: dict | None) -> str:
                    f"reconstructions of human text) pass the well-formedness bar (AR perplexity <= "
                    f"{next(iter(smooth.values()))['threshold_ppl']:.0f}, the 90th percentile of human windows), "
                    "so every interior point fails too. It separates models only once reconstructions are fluent.")
-    if "bench-l8" in rows and "bench-ce-only" in rows:
-        a, b = rows["bench-l8"], rows["bench-ce-only"]
-        ra, rb = a["robustness"], b["robustness"]
-        out.append(f"- Smooth vs CE-only autoencoder (same N, same budget): clean reconstruction "
-                   f"{a['reconstruction_accuracy']:.3f} vs {b['reconstruction_accuracy']:.3f}; at noise s = 0.5 "
-                   f"{ra['0.5']:.3f} vs {rb['0.5']:.3f}; MAUVE {mauve('bench-l8'):.3f} vs {mauve('bench-ce-only'):.3f}"
-                   + (f"; interpolation smoothness {a['interpolation']['interior_well_formed']:.2f} vs "
-                      f"{b['interpolation']['interior_well_formed']:.2f}" if "interpolation" in a and
-                      "interpolation" in b else "") + ".")
+    for smooth_row, ce_row, what in (("bench-l8", "bench-ce-only", "Smooth vs CE-only autoencoder"),
+                                     ("bench-chunk-l8", "bench-chunk-ce-only", "Chunk-local: smooth vs CE-only")):
+        if smooth_row in rows and ce_row in rows:
+            a, b = rows[smooth_row], rows[ce_row]
+            ra, rb = a["robustness"], b["robustness"]
+            out.append(f"- {what} (same N, same budget): clean reconstruction "
+                       f"{a['reconstruction_accuracy']:.3f} vs {b['reconstruction_accuracy']:.3f}; at noise s = 0.5 "
+                       f"{ra['0.5']:.3f} vs {rb['0.5']:.3f}; MAUVE {mauve(smooth_row):.3f} vs {mauve(ce_row):.3f}; "
+                       f"diversity {a['diversity']['mean']:.3f} vs {b['diversity']['mean']:.3f}"
+                       + (f"; interpolation smoothness {a['interpolation']['interior_well_formed']:.2f} vs "
+                          f"{b['interpolation']['interior_well_formed']:.2f}" if "interpolation" in a and
+                          "interpolation" in b else "") + ".")
     if "bench-l8" in rows and "bench-chunk-l8" in rows:
         a, b = rows["bench-chunk-l8"], rows["bench-l8"]
         out.append(f"- Chunk-local vs Perceiver autoencoder (same N, same budget): clean reconstruction "
                    f"{a['reconstruction_accuracy']:.3f} vs {b['reconstruction_accuracy']:.3f}; MAUVE "
                    f"{mauve('bench-chunk-l8'):.3f} vs {mauve('bench-l8'):.3f}; diversity {a['diversity']['mean']:.3f} "
                    f"vs {b['diversity']['mean']:.3f}.")
-    ratios = [n for n in ("bench-l16", "bench-l8", "bench-l4", "bench-l1") if n in rows]
-    if len(ratios) > 1:
-        out.append("- Compression ratio (same budget): " + "; ".join(
-            f"{ROWS[n][0].split(', ')[-1]}: reconstruction {rows[n]['reconstruction_accuracy']:.3f}, "
-            f"MAUVE {mauve(n):.3f}" for n in ratios) + ".")
+    curricula = [n for n in ("bench-chunk-l8", "bench-chunk-curriculum", "bench-chunk-curriculum-paper") if n in rows]
+    if len(curricula) > 1 and "bench-chunk-l8" in curricula:
+        out.append("- Augmentation curriculum (chunk-local, N = L/8, same budget; constant light augmentations first): "
+                   + "; ".join(f"{ROWS[n][1] if n != 'bench-chunk-l8' else 'constant light augmentations'}: "
+                               f"reconstruction {rows[n]['reconstruction_accuracy']:.3f}, at noise s = 0.5 "
+                               f"{rows[n]['robustness']['0.5']:.3f}, MAUVE {fmt(rows[n]['mauve'])}, diversity "
+                               f"{rows[n]['diversity']['mean']:.3f}, gen. PPL {fmt(rows[n].get('gen_ppl'), 0)}"
+                               for n in curricula) + ".")
+    for family, what in ((("bench-l16", "bench-l8", "bench-l4", "bench-l1"), "Compression ratio"),
+                         (("bench-chunk-l8", "bench-chunk-l4"), "Chunk-local compression ratio")):
+        ratios = [n for n in family if n in rows]
+        if len(ratios) > 1:
+            out.append(f"- {what} (same budget): " + "; ".join(
+                f"{ROWS[n][0].split(', ')[1]}: reconstruction {rows[n]['reconstruction_accuracy']:.3f}, "
+                f"MAUVE {mauve(n):.3f}" for n in ratios) + ".")
     for path in sorted(RESULTS.glob("conditional-*.json")):
         r = load(path)
         by_w = {row["guidance_scale"]: row for row in r["scales"]}

@@ -250,6 +250,9 @@ class CosmosAutoencoder(ModelMixin, ConfigMixin):
         self.compressor = ChunkCompressor(config) if chunk else Compressor(config)
         self.decoder = ChunkDecoder(config) if chunk else Decoder(config)
         self.head = nn.Linear(D, V, bias=False)  # no bias, no final norm (method: "Decoder")
+        # share of the config's augmentation strengths applied in training (1 = as configured); a training
+        # curriculum (train.config.AutoencoderStage.augment_strength) sets it each step. Not saved.
+        self.augment_strength = 1.0
 
     @classmethod
     def for_encoder(cls, encoder, config: AutoencoderConfig) -> "CosmosAutoencoder":
@@ -318,15 +321,17 @@ class CosmosAutoencoder(ModelMixin, ConfigMixin):
         Half the batch (random rows) loses ``token_drop_prob`` of its non-pad tokens from the
         compressor's attention mask; the other half gets variance-preserving feature noise
         h' = delta h + sqrt(1 - delta^2) eps. Inputs are normalised features (B, L, D).
+        At ``augment_strength`` s < 1 the drop share is s p and delta is 1 - s (1 - delta): s = 0 is clean.
         """
         B, L, _ = features.shape
         dev = features.device
         order = _draw(torch.randperm, (B,), generator, dev)
         drop_rows = torch.zeros(B, dtype=torch.bool, device=dev)
         drop_rows[order[: B // 2]] = True
-        drop = (_draw(torch.rand, (B, L), generator, dev) < self.cfg.token_drop_prob) & drop_rows[:, None]
+        s = self.augment_strength
+        drop = (_draw(torch.rand, (B, L), generator, dev) < s * self.cfg.token_drop_prob) & drop_rows[:, None]
         new_mask = token_mask & ~drop
-        delta = self.cfg.feature_noise_delta
+        delta = 1.0 - s * (1.0 - self.cfg.feature_noise_delta)
         eps = _draw(torch.randn, features.shape, generator, dev).to(features.dtype)
         noisy = delta * features + (1.0 - delta ** 2) ** 0.5 * eps
         features = torch.where(drop_rows[:, None, None], features, noisy)
@@ -346,8 +351,9 @@ class CosmosAutoencoder(ModelMixin, ConfigMixin):
             inputs, mask = self.augment(clean, token_mask, generator)
         latents = self.compressor(inputs, mask)                           # (B, N, d)
         decoder_in = latents
-        if self.training and self.cfg.latent_dropout > 0:
-            keep = _draw(torch.rand, latents.shape, generator, latents.device) >= self.cfg.latent_dropout
+        latent_dropout = self.augment_strength * self.cfg.latent_dropout
+        if self.training and latent_dropout > 0:
+            keep = _draw(torch.rand, latents.shape, generator, latents.device) >= latent_dropout
             decoder_in = latents * keep                                   # no 1/(1-p) rescaling
         hidden = self.decoder(decoder_in)                                 # (B, L, D)
         m = token_mask

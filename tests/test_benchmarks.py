@@ -66,9 +66,17 @@ def test_bench_presets_change_one_thing_each():
     assert load_config("bench-chunk-l4").autoencoder.num_latents == 16
     ce = load_config("bench-chunk-ce-only").autoencoder
     assert (ce.mse_weight, ce.token_drop_prob, ce.feature_noise_delta, ce.latent_dropout) == (0.0, 0.0, 1.0, 0.0)
-    for preset in ("bench-chunk-l4", "bench-chunk-ce-only"):
+    curriculum = load_config("bench-chunk-curriculum")
+    assert curriculum.autoencoder == chunk.autoencoder and chunk.autoencoder_stage.augment_strength(0) == 1.0
+    assert [curriculum.autoencoder_stage.augment_strength(s) for s in (0, 99, 149, 199, 249)] == [0, 0, 0.5, 1, 1]
+    paper = load_config("bench-chunk-curriculum-paper")
+    assert paper.autoencoder_stage == curriculum.autoencoder_stage
+    assert (paper.autoencoder.token_drop_prob, paper.autoencoder.feature_noise_delta,
+            paper.autoencoder.latent_dropout) == (0.3, 0.7, 0.4)
+    for preset in ("bench-chunk-l4", "bench-chunk-ce-only", "bench-chunk-curriculum", "bench-chunk-curriculum-paper"):
         cfg = load_config(preset)
         assert cfg.autoencoder_stage.optim == chunk.autoencoder_stage.optim and cfg.run_dir != chunk.run_dir
+        assert cfg.diffusion_stage.optim == chunk.diffusion_stage.optim and cfg.denoiser == chunk.denoiser
 
 
 # --- the AR baseline -----------------------------------------------------------------------------------

@@ -106,6 +106,35 @@ def test_augmentation_splits_batch(tiny_encoder, tiny_encoder_dir):
     assert not (dropped_rows & noised_rows).any()                 # one augmentation per sample
 
 
+def test_augment_strength_scales_every_augmentation(tiny_encoder, tiny_encoder_dir):
+    """The curriculum's knob: strength 0 is clean (no drop, no noise, no latent dropout); 0.5 halves the drop
+    share and moves delta half-way to 1."""
+    cfg = tiny_autoencoder_config(tiny_encoder_dir, token_drop_prob=0.8, feature_noise_delta=0.6, latent_dropout=0.5,
+                                  dropout=0.0, ce_fraction=1.0)
+    ae = CosmosAutoencoder.for_encoder(tiny_encoder, cfg).train()
+    feats, mask = torch.randn(64, TINY_L, 64), torch.ones(64, TINY_L, dtype=torch.bool)
+    ae.augment_strength = 0.0
+    clean_feats, clean_mask = ae.augment(feats, mask, torch.Generator().manual_seed(1))
+    assert torch.equal(clean_feats, feats) and torch.equal(clean_mask, mask)
+    ae.augment_strength = 0.5
+    new_feats, new_mask = ae.augment(feats, mask, torch.Generator().manual_seed(1))
+    dropped_rows = (~new_mask).any(dim=1)
+    assert abs((~new_mask[dropped_rows]).float().mean().item() - 0.4) < 0.08   # 0.5 x 0.8 of the tokens
+    noised = ~dropped_rows & ~torch.isclose(new_feats, feats).all(dim=2).all(dim=1)
+    delta = 1 - 0.5 * (1 - 0.6)                                                  # 0.8
+    # h' = delta h + sqrt(1 - delta^2) eps: the noised rows' correlation with h is delta
+    corr = torch.corrcoef(torch.stack([new_feats[noised].flatten(), feats[noised].flatten()]))[0, 1]
+    assert abs(corr.item() - delta) < 0.02
+    # latent dropout follows the same strength: at 0 the decoder sees the clean latents
+    ids = torch.randint(5, 50, (4, TINY_L))
+    ae.augment_strength = 0.0
+    a = ae(feats[:4], mask[:4], ids, torch.Generator().manual_seed(2)).loss
+    b = ae(feats[:4], mask[:4], ids, torch.Generator().manual_seed(3)).loss
+    assert torch.equal(a, b)                                                     # nothing random is left
+    ae.augment_strength = 1.0
+    assert not torch.equal(a, ae(feats[:4], mask[:4], ids, torch.Generator().manual_seed(2)).loss)
+
+
 def test_head_vocabulary_subset_maps_ids(tiny_encoder, tiny_encoder_dir):
     cfg = tiny_autoencoder_config(tiny_encoder_dir, head_vocab_size=5)
     ae = CosmosAutoencoder.for_encoder(tiny_encoder, cfg)

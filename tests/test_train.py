@@ -178,6 +178,8 @@ def test_windows_cover_long_texts_with_overlap(tiny_encoder):
     ("autoencoder.num_latents=99", "num_latents (99) must not exceed max_length"),
     ("diffusion_stage.ema_decay=1.5", "ema_decay"),
     ("mixed_precision=fp8", "mixed_precision"),
+    ("autoencoder_stage.augment_ramp_steps=-1", "augment_ramp_steps must be a non-negative integer"),
+    ("autoencoder_stage.augment_clean_steps=1.5", "augment_clean_steps must be a non-negative integer"),
 ])
 def test_bad_config_values_are_named(override, needle):
     with pytest.raises(ConfigError) as err:
@@ -213,6 +215,27 @@ def test_resume_refuses_a_state_from_another_config(tmp_path, data_files, tiny_e
     with pytest.raises(CheckpointError, match="--restart"):
         train_autoencoder(changed)
     train_autoencoder(changed, restart=True)  # --restart starts over
+
+
+def test_augmentation_curriculum_ramps_from_clean(tmp_path, data_files, tiny_encoder_dir, monkeypatch):
+    """augment_clean_steps / augment_ramp_steps: strength 0 for the clean steps, then a linear ramp to 1, set on
+    the model before each step's loss (and unchanged by a resume)."""
+    cfg = load_config("tiny", _overrides(tmp_path / "run", data_files, tiny_encoder_dir, **{
+        "autoencoder_stage.optim.steps": 6, "autoencoder_stage.augment_clean_steps": 2,
+        "autoencoder_stage.augment_ramp_steps": 2}))
+    assert [cfg.autoencoder_stage.augment_strength(s) for s in range(6)] == [0, 0, 0.5, 1, 1, 1]
+    seen = []
+    real_forward = ae_stage.CosmosAutoencoder.forward
+
+    def spy(self, *args, **kwargs):
+        if self.training:
+            seen.append(self.augment_strength)
+        return real_forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(ae_stage.CosmosAutoencoder, "forward", spy)
+    train_autoencoder(cfg)
+    assert seen == [0, 0, 0.5, 1, 1, 1]
+    assert load_config("tiny").autoencoder_stage.augment_strength(0) == 1.0   # default: the paper's way
 
 
 def test_ema_warms_up():

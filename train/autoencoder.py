@@ -170,8 +170,9 @@ def train_autoencoder(cfg: TrainConfig, restart: bool = False, cpu: bool = False
         print(f"output head initialised as a linear probe on the features: {probe:.3f} token accuracy")
     autoencoder.to(device)
     stage_config = dataclasses.asdict(stage)
-    if stage_config["init_from"] is None:  # unset: as states saved before the field existed
-        stage_config.pop("init_from")
+    for name, unset in (("init_from", None), ("augment_clean_steps", 0), ("augment_ramp_steps", 0)):
+        if stage_config[name] == unset:  # unset: as states saved before the field existed
+            stage_config.pop(name)
 
     # 3. the loop: a batch is windows + their features; the loss is the autoencoder's (CE + MSE alignment)
     def batch(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -205,6 +206,7 @@ def train_autoencoder(cfg: TrainConfig, restart: bool = False, cpu: bool = False
         optim=stage.optim, loop=stage.loop, num_items=len(train_windows),
         fingerprint=stage_fingerprint(cfg, autoencoder=cfg.autoencoder, stage=stage_config, data=len(train_windows)),
         batch=batch, loss=loss, evaluate=evaluate, save_artefacts=save_artefacts,
+        before_step=lambda step: setattr(autoencoder, "augment_strength", stage.augment_strength(step)),
         start_record=dict(train_windows=len(train_windows), val_windows=len(val_windows),
                           trainable_params=count_parameters(autoencoder, trainable_only=True),
                           head_vocab=autoencoder.cfg.output_vocab_size)), restart)

@@ -184,9 +184,26 @@ class AutoencoderStage:
     # (a longer schedule, or fine-tuning on other data); its architecture and head vocabulary must be
     # the ones this config builds. The probe head is then not refitted.
     init_from: str | None = None
+    # Augmentation curriculum: the autoencoder trains clean for ``augment_clean_steps``, then the three
+    # augmentations and latent dropout ramp linearly to the config's strengths over ``augment_ramp_steps``.
+    # 0 and 0 (the default): the configured strengths from step 1, as the paper trains.
+    augment_clean_steps: int = 0
+    augment_ramp_steps: int = 0
 
     def __post_init__(self) -> None:
         _check_folder("autoencoder_stage.init_from", self.init_from)
+        for name in ("augment_clean_steps", "augment_ramp_steps"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ConfigError(f"autoencoder_stage.{name} must be a non-negative integer, got {value!r}")
+
+    def augment_strength(self, step: int) -> float:
+        """Share of the configured augmentation strengths at 0-based ``step`` (the curriculum above)."""
+        if step < self.augment_clean_steps:
+            return 0.0
+        if self.augment_ramp_steps == 0:
+            return 1.0
+        return min(1.0, (step - self.augment_clean_steps + 1) / self.augment_ramp_steps)
 
 
 @dataclass

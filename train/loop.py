@@ -63,6 +63,7 @@ class Stage:
     save_artefacts: Callable[[], None]                   # after the last step, on the main process
     start_record: dict[str, Any] = field(default_factory=dict)  # more fields of the step-0 "start" record
     ema: EMA | None = None           # updated after every optimiser step, saved with the state
+    before_step: Callable[[int], None] | None = None     # called with the 0-based step before its loss
     rate: str = "tokens_per_s"       # the metrics line's throughput key: what StepOutput.count counts, per second
 
 
@@ -106,6 +107,8 @@ def run(cfg: TrainConfig, accelerator: Accelerator, stage: Stage, restart: bool 
         idx = batch_indices(stage.num_items, optim.batch_size, step, cfg.seed)
         batch = stage.batch(idx[rank::accelerator.num_processes])   # this process's share
         set_lr(optimizer, optim.lr_at(step))
+        if stage.before_step is not None:
+            stage.before_step(step)
         with accelerator.autocast():
             out = stage.loss(model, batch)
         accelerator.backward(out.loss)
