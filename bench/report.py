@@ -303,8 +303,8 @@ def findings(rows: dict[str, dict], speed: dict | None) -> str:
                    f"vs {b['diversity']['mean']:.3f}.")
     curricula = [n for n in ("bench-chunk-l8", "bench-chunk-curriculum", "bench-chunk-curriculum-paper") if n in rows]
     if len(curricula) > 1 and "bench-chunk-l8" in curricula:
-        out.append("- Augmentation curriculum (chunk-local, N = L/8, same budget; constant light augmentations first): "
-                   + "; ".join(f"{ROWS[n][1] if n != 'bench-chunk-l8' else 'constant light augmentations'}: "
+        out.append("- Augmentation curriculum (chunk-local, N = L/8, same budget): "
+                   + "; ".join(f"{ROWS[n][1] if n != 'bench-chunk-l8' else 'constant light augmentations (bench-chunk-l8)'}: "
                                f"reconstruction {rows[n]['reconstruction_accuracy']:.3f}, at noise s = 0.5 "
                                f"{rows[n]['robustness']['0.5']:.3f}, MAUVE {fmt(rows[n]['mauve'])}, diversity "
                                f"{rows[n]['diversity']['mean']:.3f}, gen. PPL {fmt(rows[n].get('gen_ppl'), 0)}"
