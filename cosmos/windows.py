@@ -8,6 +8,7 @@ Consecutive windows of a long text overlap: by default they start half a window 
 
 from __future__ import annotations
 
+import bisect
 import re
 
 import torch
@@ -18,23 +19,65 @@ def default_stride(max_length: int) -> int:
     return max(1, (max_length - 2) // 2)
 
 
-def windows_from_texts(texts: list[str], tokenizer, max_length: int, stride: int | None = None) -> torch.Tensor:
-    """Token windows (M, L) int64: ``[CLS] w [SEP] [PAD]...`` with |w| <= L - 2, consecutive windows of
-    a text starting ``stride`` tokens apart (None: :func:`default_stride`). Texts shorter than a window
-    give one padded window."""
+WINDOW_STARTS = ("any", "sentence")  # where a training window may begin (DataConfig.window_start)
+
+
+def windows_from_texts(texts: list[str], tokenizer, max_length: int, stride: int | None = None,
+                       start: str = "any") -> torch.Tensor:
+    """Token windows (M, L) int64: ``[CLS] w [SEP] [PAD]...`` with |w| <= L - 2. Texts shorter than a
+    window give one padded window.
+
+    ``start="any"``: consecutive windows of a text start ``stride`` tokens apart (None:
+    :func:`default_stride`). ``start="sentence"``: every window starts where a sentence starts (the
+    first at the text's start, each next one at the first sentence start at least ``stride`` tokens after
+    the previous window's), so a model trained on them writes text that reads as the beginning of
+    something, never from the middle of a word or sentence (issue 27).
+    """
+    if start not in WINDOW_STARTS:
+        raise ValueError(f"start must be one of {list(WINDOW_STARTS)}, got {start!r}")
     stride = stride or default_stride(max_length)
     body = max_length - 2
-    ids = tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
+    encoded = tokenizer(texts, add_special_tokens=False, verbose=False,
+                        return_offsets_mapping=start == "sentence")
     rows = []
-    for tokens in ids:
-        starts = range(0, max(1, len(tokens) - body + stride), stride) if len(tokens) > body else [0]
-        for start in starts:
-            chunk = tokens[start:start + body]
+    for k, tokens in enumerate(encoded["input_ids"]):
+        if start == "sentence":
+            starts = _sentence_window_starts(texts[k], encoded["offset_mapping"][k], stride)
+        elif len(tokens) > body:
+            starts = range(0, max(1, len(tokens) - body + stride), stride)
+        else:
+            starts = [0]
+        for first in starts:
+            chunk = tokens[first:first + body]
             if not chunk:
                 continue
             row = [tokenizer.cls_token_id, *chunk, tokenizer.sep_token_id]
             rows.append(row + [tokenizer.pad_token_id] * (max_length - len(row)))
     return torch.tensor(rows, dtype=torch.long).reshape(-1, max_length)
+
+
+def sentence_starts(text: str) -> list[int]:
+    """Character offsets where the sentences of ``text`` start (0 first), by :data:`SENTENCE_END`,
+    outside quoted speech: '"Hi, I am Fin. Do you want to play?" asked the fish.' starts once, at its
+    opening quote, not at "Do" (a window from there would open with an unbalanced closing quote)."""
+    starts = [0]
+    for match in SENTENCE_END.finditer(text):
+        nxt = match.end() + len(text[match.end():]) - len(text[match.end():].lstrip())
+        before = text[:nxt]
+        if nxt < len(text) and before.count('"') % 2 == 0 and before.count("\u201c") <= before.count("\u201d"):
+            starts.append(nxt)
+    return starts
+
+
+def _sentence_window_starts(text: str, offsets: list[tuple[int, int]], stride: int) -> list[int]:
+    """Token indices of the windows' starts: sentence starts, greedily at least ``stride`` tokens apart."""
+    token_starts = [a for a, _ in offsets]
+    chosen: list[int] = []
+    for char in sentence_starts(text):
+        index = bisect.bisect_left(token_starts, char)   # the first token at or after the sentence start
+        if index < len(token_starts) and (not chosen or index - chosen[-1] >= stride):
+            chosen.append(index)
+    return chosen or [0]
 
 
 # A sentence ends at . ! ? (and any closing quotes or brackets) when the next one starts with a capital

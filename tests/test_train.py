@@ -172,7 +172,23 @@ def test_windows_cover_long_texts_with_overlap(tiny_encoder):
     assert len(windows) == 1 + (body - 14 + 6) // 7 + 1  # overlapping windows + the short text's one
 
 
+def test_sentence_windows_start_where_sentences_start(tiny_encoder):
+    tok = tiny_encoder.tokenizer
+    filler = " ".join(f"w{i}" for i in range(12))
+    story = f'One day a cat sat {filler}. She said, "Hi. Go away {filler}." Then he ran {filler}. The end.'
+    windows = windows_from_texts([story, "short"], tok, max_length=16, stride=7, start="sentence")
+    firsts = [tok.convert_ids_to_tokens(int(row[1])) for row in windows]
+    # the story's start, then sentence starts at least 7 tokens apart, never inside the quote ("go")
+    assert firsts == ["one", "she", "then", "the", "short"]
+    assert (windows[:, 0] == tok.cls_token_id).all() and ((windows == tok.sep_token_id).sum(1) == 1).all()
+    anywhere = windows_from_texts([story], tok, max_length=16, stride=7)
+    assert [tok.convert_ids_to_tokens(int(row[1])) for row in anywhere][1] not in ("she", "then", "the")
+    with pytest.raises(ValueError, match="start must be one of"):
+        windows_from_texts([story], tok, max_length=16, start="paragraph")
+
+
 @pytest.mark.parametrize("override, needle", [
+    ("autoencoder_stage.data.window_start=word", "window_start must be one of"),
     ("autoencoder_stage.optim.steps=0", "steps must be a positive integer"),
     ("autoencoder_stage.optim.bogus=1", "unknown field(s) ['bogus']"),
     ("autoencoder.num_latents=99", "num_latents (99) must not exceed max_length"),

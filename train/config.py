@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from cosmos.ar_lm import ArModelConfig
+from cosmos.windows import WINDOW_STARTS
 from cosmos.config import (AutoencoderConfig, ConfigError, DenoiserConfig, SamplingConfig, ScheduleConfig,
                            config_from_dict)
 
@@ -59,11 +60,16 @@ class DataConfig:
     sources: list[DataSource]
     stride: int | None = None        # window stride in tokens; None = half a window (50% overlap)
     splits: dict[str, str] = field(default_factory=_default_splits)
+    # "any": windows start every ``stride`` tokens; "sentence": only where a sentence starts (the text's
+    # start first), at least ``stride`` tokens apart, so samples begin where text begins (cosmos.windows)
+    window_start: str = "any"
 
     def __post_init__(self) -> None:
         self.sources = _source_list(DataSource, self.sources, "data")
         if self.stride is not None and (not isinstance(self.stride, int) or self.stride < 1):
             raise ConfigError(f"stride must be a positive integer, got {self.stride!r}")
+        if self.window_start not in WINDOW_STARTS:
+            raise ConfigError(f"window_start must be one of {list(WINDOW_STARTS)}, got {self.window_start!r}")
 
 
 def _check_folder(name: str, value: Any) -> None:

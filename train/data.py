@@ -83,14 +83,15 @@ def load_windows(data: DataConfig, split: str, encoder: FrozenEncoder, max_lengt
     if stride > max_length - 2:
         raise ConfigError(f"stride {stride} exceeds the window body L - 2 = {max_length - 2}")
     key = _cache_key([asdict(s) for s in data.sources], _local_files(data.sources), split_name, max_length, stride,
-                     encoder.name_or_path, encoder.vocab_size)
+                     encoder.name_or_path, encoder.vocab_size,
+                     *([data.window_start] if data.window_start != "any" else []))  # "any": the keys of before
     path = cache_dir / f"windows-{split}-{key}.safetensors"
     if path.is_file():
         return load_file(str(path))["input_ids"]
     parts = []
     for source in data.sources:
         texts = load_texts(source, split_name)
-        parts.append(windows_from_texts(texts, encoder.tokenizer, max_length, stride))
+        parts.append(windows_from_texts(texts, encoder.tokenizer, max_length, stride, start=data.window_start))
     windows = torch.cat(parts)
     if len(windows) == 0:
         raise DataError(f"split {split!r} yielded no windows: the data sources are empty")
