@@ -23,6 +23,7 @@ Two compressor / decoder pairs, chosen by ``AutoencoderConfig.compressor_type``:
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -30,8 +31,8 @@ import torch.nn.functional as F
 from diffusers import ConfigMixin, ModelMixin
 from torch import nn
 
-from .config import AutoencoderConfig, ConfigError, to_dict
-from .layers import Attention, GeluFeedForward
+from .config import AutoencoderConfig, ConfigError, saved_dict
+from .layers import Attention, GeluFeedForward, Norm, rms_norm
 
 
 def locality_bias(cfg: AutoencoderConfig) -> torch.Tensor | None:
@@ -43,21 +44,34 @@ def locality_bias(cfg: AutoencoderConfig) -> torch.Tensor | None:
     return -cfg.locality_bias * (torch.arange(N)[:, None] - token_coord[None, :]).abs()
 
 
+def norm_factory(cfg: AutoencoderConfig) -> Norm:
+    """The config's RMSNorm (kind and eps), as a width -> module factory."""
+    return functools.partial(rms_norm, kind=cfg.norm_kind, eps=cfg.norm_eps)
+
+
+def block_layers(cfg: AutoencoderConfig) -> tuple[Attention, GeluFeedForward]:
+    """A block's attention (QK-norm) and FFN as the config builds them (made after the block's norms: the
+    order of construction is the order of the parameters and of the seeded initialisation)."""
+    return (Attention(cfg.width, cfg.head_dim, qk_norm=True, norm=norm_factory(cfg), separate_kv=cfg.separate_kv),
+            GeluFeedForward(cfg.width, cfg.ffn_mult, cfg.dropout, bias=cfg.ffn_bias))
+
+
 class CompressorBlock(nn.Module):
     """Latent attention (Q: latents; K, V: [latents ; tokens]) then an FFN, both residual."""
 
     def __init__(self, cfg: AutoencoderConfig):
         super().__init__()
-        self.norm_latents = nn.RMSNorm(cfg.width, eps=1e-6)
-        self.norm_tokens = nn.RMSNorm(cfg.width, eps=1e-6)
-        self.attn = Attention(cfg.width, cfg.head_dim, qk_norm=True)
-        self.ffn = GeluFeedForward(cfg.width, cfg.ffn_mult, cfg.dropout)
+        norm = norm_factory(cfg)
+        self.norm_latents = norm(cfg.width)
+        self.norm_tokens = norm(cfg.width)
+        self.attn, self.ffn = block_layers(cfg)
 
     def forward(self, latents: torch.Tensor, tokens: torch.Tensor, key_mask: torch.Tensor,
                 bias: torch.Tensor | None = None) -> torch.Tensor:
         q = self.norm_latents(latents)                           # (B, N, D)
-        context = torch.cat([q, self.norm_tokens(tokens)], dim=1)  # (B, N + L, D)
-        latents = latents + self.attn(q, context, key_mask, bias)
+        # keys and values: [latents ; tokens], (B, N + L, D)
+        latents = latents + self.attn.read(q, self.norm_tokens(tokens), other_first=False, key_mask=key_mask,
+                                           bias=bias)
         return latents + self.ffn(latents)
 
 
@@ -73,10 +87,11 @@ class Compressor(nn.Module):
         D, N, L = cfg.width, cfg.num_latents, cfg.max_length
         self.queries = nn.Parameter(torch.randn(N, D) * 0.02)    # (N, D), N(0, 0.02) as in the paper
         self.token_pos = nn.Parameter(torch.randn(L, D) * 0.02)  # learned absolute positions
-        self.input_norm = nn.RMSNorm(D, eps=1e-6)
+        norm = norm_factory(cfg)
+        self.input_norm = norm(D)
         self.blocks = nn.ModuleList(CompressorBlock(cfg) for _ in range(cfg.compressor_layers))
         self.to_latent = nn.Linear(D, cfg.latent_width, bias=False) if cfg.latent_width != D else nn.Identity()
-        self.out_norm = nn.RMSNorm(cfg.latent_width, eps=1e-6)
+        self.out_norm = norm(cfg.latent_width)
         local = locality_bias(cfg)  # (N, L); latent-latent keys unbiased -> (N, N + L)
         self.register_buffer("attn_bias", None if local is None else
                              torch.cat([torch.zeros(N, N), local], dim=1), persistent=False)
@@ -98,17 +113,17 @@ class DecoderBlock(nn.Module):
 
     def __init__(self, cfg: AutoencoderConfig):
         super().__init__()
-        self.norm_canvas = nn.RMSNorm(cfg.width, eps=1e-6)
-        self.norm_latents = nn.RMSNorm(cfg.width, eps=1e-6)
-        self.attn = Attention(cfg.width, cfg.head_dim, qk_norm=True)
-        self.ffn = GeluFeedForward(cfg.width, cfg.ffn_mult, cfg.dropout)
+        norm = norm_factory(cfg)
+        self.norm_canvas = norm(cfg.width)
+        self.norm_latents = norm(cfg.width)
+        self.attn, self.ffn = block_layers(cfg)
         self.attn_gate = nn.Parameter(torch.ones(cfg.width))
         self.ffn_gate = nn.Parameter(torch.ones(cfg.width))
 
     def forward(self, canvas: torch.Tensor, latents: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
         q = self.norm_canvas(canvas)                                      # (B, L, D)
-        context = torch.cat([self.norm_latents(latents), q], dim=1)       # (B, N + L, D)
-        canvas = canvas + self.attn_gate * self.attn(q, context, bias=bias)
+        # keys and values: [latents ; canvas], (B, N + L, D)
+        canvas = canvas + self.attn_gate * self.attn.read(q, self.norm_latents(latents), other_first=True, bias=bias)
         return canvas + self.ffn_gate * self.ffn(canvas)
 
 
@@ -119,6 +134,8 @@ class Decoder(nn.Module):
     learned gate on "is [MASK]". Every canvas position holds [MASK] in training and at inference,
     so the only row of that frozen table ever read is [MASK]'s: we keep that row as a frozen
     buffer (``mask_embedding``) instead of a copy of the whole table (12M params for MiniLM).
+    ``canvas = "residual"`` (ours) adds the embedding, its FFN and a learned offset; ``"gated"`` (the
+    official code) scales the FFN alone by the mask gate, which is constant on an all-[MASK] canvas.
     Returns the final hidden state (B, L, D); the MSE alignment targets exactly this tensor.
     """
 
@@ -126,8 +143,12 @@ class Decoder(nn.Module):
         super().__init__()
         D, N, L = cfg.width, cfg.num_latents, cfg.max_length
         self.register_buffer("mask_embedding", torch.zeros(D))  # frozen; set from the encoder
-        self.canvas_ffn = GeluFeedForward(D, cfg.ffn_mult, cfg.dropout)
-        self.mask_gate = nn.Parameter(torch.zeros(D))            # learned offset for "is [MASK]"
+        self.canvas_ffn = GeluFeedForward(D, cfg.ffn_mult, cfg.dropout, bias=cfg.ffn_bias)
+        self.gated = cfg.canvas == "gated"
+        if self.gated:
+            self.canvas_gate = nn.Parameter(torch.ones(D))       # learned scale for "is [MASK]"
+        else:
+            self.mask_gate = nn.Parameter(torch.zeros(D))        # learned offset for "is [MASK]"
         self.canvas_pos = nn.Parameter(torch.randn(L, D) * 0.02)
         self.latent_pos = nn.Parameter(torch.randn(N, D) * 0.02)
         self.from_latent = nn.Linear(cfg.latent_width, D, bias=False) if cfg.latent_width != D else nn.Identity()
@@ -140,7 +161,10 @@ class Decoder(nn.Module):
         """latents: (B, N, d) -> hidden (B, L, D)."""
         B = latents.shape[0]
         latents = self.from_latent(latents) + self.latent_pos             # (B, N, D)
-        token = self.mask_embedding + self.canvas_ffn(self.mask_embedding) + self.mask_gate  # (D,)
+        if self.gated:
+            token = self.canvas_ffn(self.mask_embedding) * self.canvas_gate                       # (D,)
+        else:
+            token = self.mask_embedding + self.canvas_ffn(self.mask_embedding) + self.mask_gate  # (D,)
         canvas = (token + self.canvas_pos).expand(B, -1, -1)              # (B, L, D)
         for block in self.blocks:
             canvas = block(canvas, latents, self.attn_bias)
@@ -156,7 +180,7 @@ class ChunkCompressor(nn.Module):
         self.num_latents = N
         self.token_pos = nn.Parameter(torch.randn(r, D) * 0.02)  # position within a chunk
         self.mlp = nn.Sequential(nn.Linear(r * D, H), nn.GELU(), nn.Linear(H, cfg.latent_width))
-        self.out_norm = nn.RMSNorm(cfg.latent_width, eps=1e-6)
+        self.out_norm = norm_factory(cfg)(cfg.latent_width)
 
     def forward(self, features: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
         """features: (B, L, D) normalised; token_mask: (B, L) bool (False = pad or dropped) -> (B, N, d)."""
@@ -171,9 +195,8 @@ class ContextBlock(nn.Module):
 
     def __init__(self, cfg: AutoencoderConfig):
         super().__init__()
-        self.norm = nn.RMSNorm(cfg.width, eps=1e-6)
-        self.attn = Attention(cfg.width, cfg.head_dim, qk_norm=True)
-        self.ffn = GeluFeedForward(cfg.width, cfg.ffn_mult, cfg.dropout)
+        self.norm = norm_factory(cfg)(cfg.width)
+        self.attn, self.ffn = block_layers(cfg)
         self.attn_gate = nn.Parameter(torch.ones(cfg.width))
         self.ffn_gate = nn.Parameter(torch.ones(cfg.width))
 
@@ -238,7 +261,7 @@ class CosmosAutoencoder(ModelMixin, ConfigMixin):
                                    "mask_token_id", "unk_token_id") if getattr(config, f) is None]
             raise ConfigError(f"AutoencoderConfig lacks the encoder-derived field(s) {missing} (a saved "
                               "checkpoint always has them; for a new model use CosmosAutoencoder.for_encoder)")
-        self.register_to_config(**to_dict(config))
+        self.register_to_config(**saved_dict(config))
         self.cfg = config
         D, V = config.width, config.output_vocab_size
         self.register_buffer("feature_mean", torch.zeros(D))  # (D,) per-dim stats of encoder features

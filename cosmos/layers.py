@@ -1,16 +1,52 @@
 """Building blocks shared by the autoencoder and the denoiser.
 
-Everything is bias-free, as in the paper's blocks (method: "Compressor", "Diffusion model").
+Everything is bias-free by default, as in the paper's blocks (method: "Compressor", "Diffusion model").
+A few switches let the same blocks be the official Cosmos code's variants (its RMSNorm, FFN biases,
+separate K/V projections per stream), which ``cosmos.official`` needs to load the released checkpoints.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .config import NORM_KINDS   # torch's x / sqrt(mean(x^2) + eps), or the official code's x / max(rms(x), eps)
+
+
+class ClampedRMSNorm(nn.Module):
+    """x / max(||x|| / sqrt(D), eps) * weight: the RMSNorm of the official Cosmos code.
+
+    Differs from torch's ``nn.RMSNorm`` only in where eps enters (a floor on the RMS instead of a term
+    under the square root); the parameter has the same name and shape (``weight``, (D,)).
+    """
+
+    def __init__(self, width: int, eps: float):
+        super().__init__()
+        self.eps = eps
+        self.scale = width ** -0.5
+        self.weight = nn.Parameter(torch.ones(width))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rms = torch.linalg.vector_norm(x, dim=-1, keepdim=True) * self.scale   # (..., 1)
+        return x / rms.clamp(min=self.eps) * self.weight
+
+
+def rms_norm(width: int, kind: str = "mean-square", eps: float = 1e-6) -> nn.Module:
+    """An RMSNorm over the last dimension of the given kind (``NORM_KINDS``)."""
+    if kind == "mean-square":
+        return nn.RMSNorm(width, eps=eps)
+    if kind == "clamped":
+        return ClampedRMSNorm(width, eps)
+    raise ValueError(f"unknown norm kind {kind!r}; choose one of {list(NORM_KINDS)}")
+
+
+Norm = Callable[[int], nn.Module]
+"""A norm factory: width -> module (``functools.partial(rms_norm, kind=..., eps=...)``)."""
 
 
 class Attention(nn.Module):
@@ -18,17 +54,22 @@ class Attention(nn.Module):
 
     QK-norm (RMSNorm over each head's queries and keys) keeps the logits bounded, which the paper's
     compressor and decoder use. Optional rotary position embedding (RoPE) for the denoiser.
+    ``separate_kv``: in :meth:`read`, the query stream and the other stream have their own K/V
+    projections (``to_kv`` and ``to_kv_other``), as in the official code; otherwise one projection.
     """
 
-    def __init__(self, width: int, head_dim: int, *, qk_norm: bool = True):
+    def __init__(self, width: int, head_dim: int, *, qk_norm: bool = True, norm: Norm | None = None,
+                 separate_kv: bool = False):
         super().__init__()
+        norm = norm or functools.partial(rms_norm, kind="mean-square", eps=1e-6)
         self.num_heads = width // head_dim
         self.head_dim = head_dim
         self.to_q = nn.Linear(width, width, bias=False)
         self.to_kv = nn.Linear(width, 2 * width, bias=False)
+        self.to_kv_other = nn.Linear(width, 2 * width, bias=False) if separate_kv else None
         self.to_out = nn.Linear(width, width, bias=False)
-        self.q_norm = nn.RMSNorm(head_dim, eps=1e-6) if qk_norm else nn.Identity()
-        self.k_norm = nn.RMSNorm(head_dim, eps=1e-6) if qk_norm else nn.Identity()
+        self.q_norm = norm(head_dim) if qk_norm else nn.Identity()
+        self.k_norm = norm(head_dim) if qk_norm else nn.Identity()
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         B, T, _ = x.shape
@@ -42,8 +83,30 @@ class Attention(nn.Module):
         bias: torch.Tensor | None = None,      # (Tq, Tk) float added to the attention logits
         rope: tuple[torch.Tensor, torch.Tensor] | None = None,  # cos, sin: (Tq, hd/2), Tq == Tk
     ) -> torch.Tensor:
-        q = self.q_norm(self._heads(self.to_q(queries)))             # (B, H, Tq, hd)
-        k, v = self.to_kv(context).chunk(2, dim=-1)
+        return self._attend(self.to_q(queries), self.to_kv(context), key_mask, bias, rope)
+
+    def read(
+        self,
+        queries: torch.Tensor,                 # (B, Tq, C), already normalised
+        other: torch.Tensor,                   # (B, To, C), already normalised
+        *,
+        other_first: bool,                     # keys are [other ; queries] (True) or [queries ; other]
+        key_mask: torch.Tensor | None = None,  # (B, Tq + To) bool in key order, True = attend
+        bias: torch.Tensor | None = None,      # (Tq, Tq + To) in key order
+    ) -> torch.Tensor:
+        """The Perceiver's attention: queries attend to themselves and another stream -> (B, Tq, C)."""
+        if self.to_kv_other is None:
+            context = torch.cat([other, queries] if other_first else [queries, other], dim=1)
+            return self(queries, context, key_mask, bias)
+        own, theirs = self.to_kv(queries), self.to_kv_other(other)      # (B, T, 2C) each
+        kv = torch.cat([theirs, own] if other_first else [own, theirs], dim=1)
+        return self._attend(self.to_q(queries), kv, key_mask, bias, None)
+
+    def _attend(self, q: torch.Tensor, kv: torch.Tensor, key_mask: torch.Tensor | None,
+                bias: torch.Tensor | None, rope: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+        """Projected queries (B, Tq, C) and keys/values (B, Tk, 2C) -> the output projection (B, Tq, C)."""
+        q = self.q_norm(self._heads(q))                              # (B, H, Tq, hd)
+        k, v = kv.chunk(2, dim=-1)
         k, v = self.k_norm(self._heads(k)), self._heads(v)           # (B, H, Tk, hd)
         if rope is not None:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
@@ -57,13 +120,15 @@ class Attention(nn.Module):
 
 
 class GeluFeedForward(nn.Module):
-    """LayerNorm -> Linear(C, mult C) -> GELU -> dropout -> Linear(mult C, C) (compressor/decoder FFN)."""
+    """LayerNorm -> Linear(C, mult C) -> GELU -> dropout -> Linear(mult C, C) (compressor/decoder FFN).
 
-    def __init__(self, width: int, mult: int, dropout: float):
+    The linear layers are bias-free unless ``bias`` (the official code's FFN has biases)."""
+
+    def __init__(self, width: int, mult: int, dropout: float, bias: bool = False):
         super().__init__()
         self.net = nn.Sequential(
-            nn.LayerNorm(width), nn.Linear(width, mult * width, bias=False), nn.GELU(),
-            nn.Dropout(dropout), nn.Linear(mult * width, width, bias=False),
+            nn.LayerNorm(width), nn.Linear(width, mult * width, bias=bias), nn.GELU(),
+            nn.Dropout(dropout), nn.Linear(mult * width, width, bias=bias),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -103,9 +168,12 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     return rotated.to(x.dtype)
 
 
-def timestep_features(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
-    """Sinusoidal features of continuous time t in [0, 1]: (B,) -> (B, dim) (Transformer / DDPM style)."""
+def timestep_features(t: torch.Tensor, dim: int, max_period: float = 10000.0, scale: float = 1000.0) -> torch.Tensor:
+    """Sinusoidal features of continuous time t in [0, 1]: (B,) -> (B, dim) (Transformer / DDPM style).
+
+    ``scale`` multiplies t first: 1000 puts it in DDPM's range of step indices (ours); the official code
+    uses t itself (scale 1) with ``max_period`` 10."""
     half = dim // 2
     freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
-    args = 1000.0 * t.float()[:, None] * freqs[None]  # scale t to the DDPM range of step indices
+    args = scale * t.float()[:, None] * freqs[None]
     return torch.cat([args.cos(), args.sin()], dim=-1)

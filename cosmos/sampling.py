@@ -41,6 +41,10 @@ from .schedule import TanDSchedule
 Denoiser = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Tensor]
 Pin = Callable[[torch.Tensor, int, float], torch.Tensor]
 """``pin(z, i, t)``: the state after step i at time t, with some positions replaced (infill: the kept latents)."""
+Noise = Callable[[torch.Tensor, int], torch.Tensor]
+"""``noise(z_mean, i)``: the standard normal draw that step i of the SDE sampler adds to its mean ``z_mean``
+(same shape); the default draws from the sampler's generator. Given, it fixes the Brownian path (a test
+replaying another implementation's noises)."""
 
 
 @dataclass
@@ -124,13 +128,14 @@ def _batch_t(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 def sample_euler_maruyama(denoiser: Denoiser, schedule: TanDSchedule, z_start: torch.Tensor, steps: int, *,
                           generator: torch.Generator | None = None, t_start: float = 1.0, t_end: float = 0.05,
-                          self_condition: bool = True, pin: Pin | None = None, grid: str = "uniform"
-                          ) -> Iterator[Step]:
+                          self_condition: bool = True, pin: Pin | None = None, grid: str = "uniform",
+                          noise: Noise | None = None) -> Iterator[Step]:
     """Euler-Maruyama on the reverse VP-SDE (Song et al. 2021); the paper's default sampler.
 
     Reverse drift f - g^2 score with f = -beta z / 2, g^2 = beta, score = -(z - a x0_hat) / s^2.
     The last step returns the mean (no noise added), as in the paper. ``pin`` (optional) rewrites the
-    state after every step (replacement conditioning, as RePaint; ``cosmos.infill``).
+    state after every step (replacement conditioning, as RePaint; ``cosmos.infill``). ``noise``
+    (optional) supplies each step's Gaussian draw instead of the generator (:data:`Noise`).
     """
     ts = time_grid(steps, t_start, t_end, grid, schedule)
     z, x0 = z_start, None
@@ -143,7 +148,7 @@ def sample_euler_maruyama(denoiser: Denoiser, schedule: TanDSchedule, z_start: t
         drift = -0.5 * beta * z - beta * score
         z = z + drift * dt
         if i < steps - 1:
-            z = z + (beta * -dt) ** 0.5 * randn_like(z, generator)
+            z = z + (beta * -dt) ** 0.5 * (randn_like(z, generator) if noise is None else noise(z, i))
         if pin is not None:
             z = pin(z, i, float(t_next))
         yield Step(i, float(t_next), z, x0)

@@ -9,6 +9,11 @@ The matching VP-SDE  dz = -1/2 beta(t) z dt + sqrt(beta(t)) dW  has beta(t) = -d
 
 beta(t) -> infinity as t -> 1, so it is evaluated at min(t, beta_t_max) (0.95 in the reference code);
 otherwise the first Euler-Maruyama steps from t = 1 would explode.
+
+a, s and beta are computed in float64 and rounded to float32; ``ScheduleConfig.compute_dtype =
+"float32"`` computes them in single precision instead, as the official code does (its s(t) is exactly 0
+for t below about 1e-4, and its a(1) is 8.7e-9, from tan of float32's pi / 2), which the converted
+released checkpoints use so that they sample number for number as the official code.
 """
 
 from __future__ import annotations
@@ -26,16 +31,17 @@ class TanDSchedule:
     def __init__(self, config: ScheduleConfig | None = None):
         self.config = config or ScheduleConfig()
         self.d = float(self.config.d)
+        self.dtype = torch.float32 if self.config.compute_dtype == "float32" else torch.float64
 
-    def _tan(self, t: torch.Tensor) -> torch.Tensor:
-        return torch.tan(0.5 * math.pi * t.double())
+    def _tan(self, t: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+        return torch.tan(0.5 * math.pi * t.to(dtype or self.dtype))
 
     def alpha(self, t: torch.Tensor) -> torch.Tensor:
         tan = self._tan(t)
         return (1.0 / torch.sqrt(1.0 + self.d ** 2 * tan ** 2)).float()
 
     def sigma(self, t: torch.Tensor) -> torch.Tensor:
-        a = self.alpha(t).double()
+        a = self.alpha(t).to(self.dtype)
         return torch.sqrt((1.0 - a * a).clamp_min(0.0)).float()
 
     def snr(self, t: torch.Tensor) -> torch.Tensor:
@@ -44,7 +50,7 @@ class TanDSchedule:
 
     def log_snr(self, t: torch.Tensor) -> torch.Tensor:
         """lambda(t) = log(a^2 / s^2) = -2 log(d tan(pi t / 2)), float64; -inf at t = 1, +inf at t = 0."""
-        return -2.0 * torch.log(self.d * self._tan(t))
+        return -2.0 * torch.log(self.d * self._tan(t, torch.float64))
 
     def time_at_log_snr(self, lam: torch.Tensor) -> torch.Tensor:
         """The inverse of :meth:`log_snr`: t = (2 / pi) atan(exp(-lambda / 2) / d), float64."""
