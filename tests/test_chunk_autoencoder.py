@@ -31,7 +31,7 @@ def chunk_autoencoder(encoder, encoder_dir, **overrides) -> CosmosAutoencoder:
 
 
 @pytest.mark.parametrize("context_blocks", [0, 1])
-@pytest.mark.parametrize("latent_dim", [None, 16])
+@pytest.mark.parametrize("latent_dim", [None, 16, 128])  # 128: wider than D = 64 (at most r x D)
 def test_shapes(tiny_encoder, tiny_encoder_dir, context_blocks, latent_dim):
     ae = chunk_autoencoder(tiny_encoder, tiny_encoder_dir, decoder_layers=context_blocks, latent_dim=latent_dim)
     batch = tiny_encoder.tokenize(["a cat", "a much longer sentence about a dog"], TINY_L)
@@ -145,3 +145,12 @@ def test_linear_probe_head_decodes_the_features(tiny_encoder, tiny_encoder_dir):
 def test_bad_configs_are_named(tiny_encoder_dir, overrides, needle):
     with pytest.raises(ConfigError, match=needle):
         chunk_config(tiny_encoder_dir, **overrides)
+
+
+def test_latent_width_is_capped_at_the_chunk_size(tiny_encoder_dir):
+    """A chunk latent may be wider than D (up to the r x D numbers it codes); a Perceiver latent may not."""
+    assert chunk_config(tiny_encoder_dir, latent_dim=R * 64, hidden_size=64).latent_dim == R * 64
+    with pytest.raises(ConfigError, match=f"the chunk's r x D = {R * 64}"):
+        chunk_config(tiny_encoder_dir, latent_dim=R * 64 + 1, hidden_size=64)
+    with pytest.raises(ConfigError, match="must not exceed the encoder width"):
+        tiny_autoencoder_config(tiny_encoder_dir, latent_dim=65, hidden_size=64)
