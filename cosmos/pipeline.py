@@ -23,6 +23,7 @@ from typing import Callable, Iterator
 import torch
 
 from .autoencoder import CosmosAutoencoder
+from .casing import CasingTable
 from .checkpoint import CheckpointError, count_parameters, resolve_pretrained
 from .config import AutoencoderConfig, ConfigError, DenoiserConfig, SamplingConfig, ScheduleConfig, to_dict
 from .denoiser import CosmosDenoiser
@@ -55,7 +56,7 @@ class CosmosPipeline:
 
     def __init__(self, encoder: FrozenEncoder, autoencoder: CosmosAutoencoder,
                  denoiser: CosmosDenoiser | None = None, schedule: ScheduleConfig | None = None,
-                 sampling: SamplingConfig | None = None):
+                 sampling: SamplingConfig | None = None, casing: CasingTable | None = None):
         check_compatible(encoder, autoencoder, denoiser)
         self.encoder = encoder.eval()
         self.autoencoder = autoencoder.eval()
@@ -66,7 +67,7 @@ class CosmosPipeline:
         self.folder: Path | None = None          # where it was loaded from (None: built in memory)
         ae = autoencoder.cfg
         self.detokenizer = Detokenizer(encoder.tokenizer, ae.cls_token_id, ae.sep_token_id, ae.pad_token_id,
-                                       ae.mask_token_id)
+                                       ae.mask_token_id, casing)
 
     # --- construction, saving, loading -------------------------------------------------------
     @classmethod
@@ -92,7 +93,7 @@ class CosmosPipeline:
         parts = read_pipeline_folder(folder)
         encoder = encoder or FrozenEncoder.from_pretrained(parts.autoencoder.cfg.encoder)
         try:
-            pipe = cls(encoder, parts.autoencoder, parts.denoiser, parts.schedule, parts.sampling)
+            pipe = cls(encoder, parts.autoencoder, parts.denoiser, parts.schedule, parts.sampling, parts.casing)
         except ConfigError as err:
             raise CheckpointError(f"{folder}: {err}") from err
         pipe.folder = folder
@@ -100,7 +101,8 @@ class CosmosPipeline:
 
     def save_pretrained(self, folder: str | os.PathLike, *, dtype: torch.dtype | None = None) -> None:
         """Write the pipeline folder; ``dtype=torch.float16`` halves its size (loads back as fp32)."""
-        parts = PipelineParts(self.autoencoder, self.denoiser, self.schedule.config, self.sampling)
+        parts = PipelineParts(self.autoencoder, self.denoiser, self.schedule.config, self.sampling,
+                              self.detokenizer.casing)
         write_pipeline_folder(Path(folder), parts, type(self).__name__, dtype=dtype)
 
     def to(self, device: str | torch.device) -> "CosmosPipeline":

@@ -4,6 +4,7 @@
     autoencoder/config.json     + diffusion_pytorch_model.safetensors (feature stats, encoder id inside)
     denoiser/config.json        + diffusion_pytorch_model.safetensors (latent stats inside); optional
     card.json, README.md        the model card (``cosmos.card``), optional
+    casing.json                 usual casing for an uncased tokenizer's text (``cosmos.casing``), optional
     latent_map/                 the stored UMAP of reference latents (``cosmos.projection``), optional
 
 diffusers keeps the same split: ``model_index.json`` names the components, each in its own folder.
@@ -18,6 +19,7 @@ from pathlib import Path
 import torch
 
 from .autoencoder import CosmosAutoencoder
+from .casing import CasingTable
 from .checkpoint import CheckpointError, load_component, read_json, save_component
 from .config import (FORMAT_VERSION, AutoencoderConfig, ConfigError, DenoiserConfig, SamplingConfig,
                      ScheduleConfig, config_from_dict, to_dict)
@@ -34,6 +36,7 @@ class PipelineParts:
     denoiser: CosmosDenoiser | None
     schedule: ScheduleConfig
     sampling: SamplingConfig
+    casing: CasingTable | None = None
 
 
 def _check_version(folder: Path, version) -> None:
@@ -62,7 +65,7 @@ def read_pipeline_folder(folder: Path) -> PipelineParts:
     denoiser = None
     if sections["components"].get("denoiser"):
         denoiser = load_component(CosmosDenoiser, DenoiserConfig, folder / "denoiser")
-    return PipelineParts(autoencoder, denoiser, schedule, sampling)
+    return PipelineParts(autoencoder, denoiser, schedule, sampling, CasingTable.load(folder))
 
 
 def write_pipeline_folder(folder: Path, parts: PipelineParts, class_name: str,
@@ -80,3 +83,5 @@ def write_pipeline_folder(folder: Path, parts: PipelineParts, class_name: str,
                             "denoiser": "CosmosDenoiser" if parts.denoiser is not None else None},
              "schedule": to_dict(parts.schedule), "sampling": sampling}
     (folder / INDEX).write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
+    if parts.casing is not None:
+        parts.casing.save(folder)

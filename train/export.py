@@ -2,10 +2,11 @@
 
     python -m train.export --config cpu-small --out assets/cosmos-cpu-small
 
-Copies ``<run_dir>/pipeline`` (fp16 by default: half the size, loads as
-fp32), reloads the exported folder exactly as a user would, and measures on it: held-out token
-reconstruction accuracy on each autoencoder data source's test split, and 10 samples (seeds 0-9;
-for a prompt-conditioned run, one per prompt of ``CARD_PROMPTS``). Writes them, with the training facts and
+Copies ``<run_dir>/pipeline`` (fp16 by default: half the size, loads as fp32), adds the training
+corpus' casing table for an uncased encoder (``train.casing``), reloads the exported folder exactly as a
+user would, and measures on it: held-out token reconstruction accuracy on each autoencoder data source's
+test split, and 10 samples (seeds 0-9; for a prompt-conditioned run, one per prompt of ``CARD_PROMPTS``).
+Writes them, with the training facts and
 curves from the metrics logs, as a ``cosmos.card.ModelCard``: ``card.json`` (the data, what the app reads) and
 ``README.md`` rendered from it.
 """
@@ -27,6 +28,7 @@ from cosmos.card import CurvePoint, DataSource, HeldOut, ModelCard, Sample, Stag
 from cosmos.config import ConfigError
 
 from .autoencoder import reconstruction_accuracy
+from .casing import write_casing
 from .config import TrainConfig, load_config
 from .data import DataError, load_windows
 
@@ -183,7 +185,9 @@ def export(cfg: TrainConfig, out: Path, dtype: torch.dtype | None, max_windows: 
     if not (source / "model_index.json").is_file():
         raise CheckpointError(f"{source} has no trained pipeline: run the autoencoder, latent_stats and "
                               "diffusion stages first")
-    CosmosPipeline.from_pretrained(source).save_pretrained(out, dtype=dtype)
+    trained = CosmosPipeline.from_pretrained(source)
+    trained.save_pretrained(out, dtype=dtype)
+    write_casing(cfg, out, trained.tokenizer)   # the training corpus' casing (uncased encoders only)
     pipe = CosmosPipeline.from_pretrained(out)  # measure exactly what users will load
     if card:
         accuracy = measure(pipe, cfg, max_windows)
