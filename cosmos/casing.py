@@ -11,7 +11,8 @@ bert-base-cased, keeps case in its vocabulary); this is presentation only, appli
                       "i" -> "I", "tv" -> "TV")
     gaps              the punctuation between two words (spaces removed; a leading "^" marks the start of a
                       text) -> whether the corpus mostly writes the next word with a capital it would not
-                      otherwise have there: true for "." "!" "?" '."' "^" ..., false for "" "," ...
+                      otherwise have there: true for "." "!" "?" ",“" "^" ..., false for "" "," ",”" ...
+                      (a straight double quote is read as “ or ” by how many came before it in the text)
 
 :func:`build_casing` measures both on texts; :meth:`CasingTable.restore` applies them. A word is one run
 of letters, so "i'm" is the words "i" and "m" and becomes "I'm". Only all-lower-case words are changed,
@@ -48,10 +49,13 @@ def lowercases(tokenizer) -> bool:
 
 def _words(text: str) -> Iterator[tuple[re.Match, str]]:
     """Each word of ``text`` with the gap before it: the characters since the previous word, spaces removed,
-    prefixed with ``START`` for the first word."""
+    prefixed with ``START`` for the first word. A straight double quote reads as opening (“) or closing (”) by
+    how many came before it in the text, so that '"Hi," said Tom' and 'Tom said, "Hi' differ."""
+    quotes = iter(range(text.count('"')))
+    marked = re.sub('"', lambda _: "“" if next(quotes) % 2 == 0 else "”", text)     # same length as text
     end = None
     for match in WORD.finditer(text):
-        gap = "".join(text[0 if end is None else end:match.start()].split())
+        gap = "".join(marked[0 if end is None else end:match.start()].split())
         yield match, (START + gap if end is None else gap)
         end = match.end()
 

@@ -426,15 +426,16 @@ class CosmosPipeline:
         self._require_infill()
         if not isinstance(text, str):
             raise ValueError(f"text must be a string, got {type(text).__name__}")
-        row = self.tokenize([text]).input_ids[0].tolist()
+        ids = self.tokenize([text]).input_ids                                             # (1, L)
+        row, shown = ids[0].tolist(), dict(self.ids_to_tokens(ids)[0])   # position -> wordpiece as displayed
         cfg, r = self.autoencoder.cfg, self.autoencoder.cfg.chunk_size
         special = (cfg.cls_token_id, cfg.sep_token_id, cfg.pad_token_id)
         end = row.index(cfg.sep_token_id) if cfg.sep_token_id in row else len(row)      # where [SEP] sits
         chunks = []
         for i in range(cfg.num_latents):
-            ids = [row[j] for j in range(i * r, (i + 1) * r) if row[j] not in special]
-            chunks.append(TextChunk(i, i * r, (i + 1) * r, self.tokenizer.convert_ids_to_tokens(ids), bool(ids),
-                                    i * r <= end < (i + 1) * r))
+            kept = [j for j in range(i * r, (i + 1) * r) if row[j] not in special]
+            pieces = [shown.get(j) or self.tokenizer.convert_ids_to_tokens(row[j]) for j in kept]
+            chunks.append(TextChunk(i, i * r, (i + 1) * r, pieces, bool(kept), i * r <= end < (i + 1) * r))
         return chunks
 
     def _infill_start(self, text, keep, num, prompt, guidance_scale):

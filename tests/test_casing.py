@@ -35,7 +35,7 @@ def test_build_keeps_words_mostly_cased_mid_sentence(table):
     # "Ball"/"Once"/"Then" are capitalised only where a sentence starts, "may" never; "Brown" only follows
     # "Mr." (a full stop: not counted); "Sam" is seen once mid-sentence, below min_count
     assert "sam" in build_casing(CORPUS, min_count=1).words
-    assert table.gaps == {"^": True, ".": True, ',"': True, "": False, ",": False}
+    assert table.gaps == {"^": True, ".": True, ",“": True, "": False, ",": False}   # '"' read as opening
     assert table.source == {"texts": 4, "words_counted": 61, "min_count": 2}
 
 
@@ -45,14 +45,17 @@ def test_table_restores_text_like_its_corpus(table):
 
 
 QUOTES = CasingTable({"lily": "Lily", "tom": "Tom", "i": "I", "mr": "Mr", "tv": "TV"},
-                     {"^": True, ".": True, "!": True, "?": True, '."': True, '!"': True, ',"': True, '?"': False,
-                      "": False, ",": False})
+                     {"^": True, ".": True, "!": True, "?": True, "“": True, ".“": True, ",“": True, "!”": True,
+                      "?”": False, ",”": False, "": False, ",": False})
 
 
 def test_restore_sentence_starts_names_i_and_quotes():
     text = "lily saw tom. \" can i play? \" she said, \" i'm happy! \" then mr. brown watched tv."
     assert QUOTES.restore(text) == ("Lily saw Tom. \" Can I play? \" she said, \" I'm happy! \" Then Mr. Brown "
                                     "watched TV.")
+    # a straight quote opens or closes by how many came before it: '," said' is not '"Said'
+    assert QUOTES.restore('" hi, " said tom. tom said, " hi. "') == '" Hi, " said Tom. Tom said, " Hi. "'
+    assert QUOTES.restore("“ hi, ” said tom.") == "“ Hi, ” said Tom."
     assert QUOTES.restore("") == "" and QUOTES.restore("...") == "..."
     assert QUOTES.restore("a zebra named zed.") == "A zebra named zed."     # words absent from the table stay
     assert QUOTES.restore("[UNK] is here") == "[UNK] is here"              # cased words are left as they are
@@ -68,7 +71,7 @@ def test_restore_changes_only_letter_case():
 def test_unseen_gaps_back_off_to_their_ending():
     t = CasingTable({}, {".": True, ",": False})
     assert t.restore("a. b.. c,, d") == "a. B.. C,, d"             # no "^" measured: a text's start stays
-    assert CasingTable({}, {"^": False, '"': True}).restore('" a " b') == '" A " B'  # '^"' backs off to '"' 
+    assert CasingTable({}, {"^": False, "“": True, "”": True}).restore('" a " b') == '" A " B'  # '^“' -> '“' 
     assert CasingTable().restore("a. b") == "a. b"        # no gaps measured: nothing capitalised
 
 
