@@ -176,7 +176,11 @@ def mauve_featurizer(choice: str, encoder: FrozenEncoder, max_length: int):
 def mauve_score(featurize, generated: list[str], reference: list[str], seed: int) -> float:
     import mauve
 
-    keep = [t for t in generated if t.strip()] or ["."]
+    # Lower case on both sides: the held-out windows and the AR baseline's samples are detokenised without the
+    # casing table (cosmos.casing), so only a pipeline's samples would carry case, and a cased featuriser
+    # (gpt2-large) would score that difference rather than the text.
+    keep = [t.lower() for t in generated if t.strip()] or ["."]
+    reference = [t.lower() for t in reference]
     result = mauve.compute_mauve(p_features=featurize(reference), q_features=featurize(keep), seed=seed,
                                  verbose=False, num_buckets=max(2, min(len(keep), len(reference)) // 10))
     return float(result.mauve)
