@@ -131,6 +131,11 @@ class ModelCard:
     schema: int = SCHEMA
     encoder: str | None = None     # the frozen encoder as configured (a hub id, a folder, or the offline package)
     license: str = WEIGHTS_LICENSE  # the weights' license (Hub identifier); ``licenses`` says why
+    # A folder made from someone else's weights rather than trained here: "official-cosmos" for the authors'
+    # release converted by ``python -m train.convert_official`` (``train.push`` makes such a repo private).
+    origin: str | None = None
+    provenance: str | None = None  # where such weights come from and whom to cite, in words
+    reported: dict[str, str] = dataclasses.field(default_factory=dict)  # their authors' figures, not measured here
 
     def __post_init__(self) -> None:
         if self.schema != SCHEMA:
@@ -207,12 +212,32 @@ class ModelCard:
 
     def to_markdown(self) -> str:
         """The README.md of the checkpoint folder: Hub metadata (YAML front matter), then the card."""
+        if self.origin is not None:
+            return self._converted_markdown()
         intro = (f"A [Cosmos](https://arxiv.org/abs/2506.21170) latent text diffusion pipeline trained with this\n"
                  f"repository's `train/` (preset `{self.preset}`). Load it with\n"
                  f"`CosmosPipeline.from_pretrained(\"{self.path}\")`; it runs offline on a CPU.")
         blocks = [f"# {self.name}", intro, _table(["property", "value"], "|---|---|", list(self.properties.items())),
                   self.data_markdown(), self.training_markdown(), self.results_markdown(), self.samples_markdown(),
                   self.reproduce_markdown()]
+        return f"---\n{self.hub_metadata().to_yaml()}\n---\n\n" + "\n\n".join(blocks) + "\n"
+
+    def _converted_markdown(self) -> str:
+        """The README of a folder converted from weights trained elsewhere: provenance, their authors'
+        figures (not measured here), what was measured here, and how it was made."""
+        intro = (f"The weights of a [Cosmos](https://arxiv.org/abs/2506.21170) model trained by others (origin "
+                 f"`{self.origin}`), converted to this repository's format. Load it with\n"
+                 f"`CosmosPipeline.from_pretrained(\"{self.path}\")`; it runs offline on a CPU.")
+        blocks = [f"# {self.name}", intro, _table(["property", "value"], "|---|---|", list(self.properties.items())),
+                  "## Provenance and license\n" + "\n\n".join(x for x in (self.provenance, self.licenses) if x)]
+        if self.reported:
+            blocks.append("## Figures reported by the weights' authors (not measured here)\n"
+                          + _table(["claim", "value"], "|---|---|", list(self.reported.items())))
+        if self.limitations:
+            blocks.append(f"**Limitations.** {self.limitations}")
+        if self.samples:
+            blocks.append(self.samples_markdown())
+        blocks.append(self.reproduce_markdown())
         return f"---\n{self.hub_metadata().to_yaml()}\n---\n\n" + "\n\n".join(blocks) + "\n"
 
     def data_markdown(self, level: int = 2) -> str:

@@ -56,13 +56,17 @@ class CosmosPipeline:
 
     def __init__(self, encoder: FrozenEncoder, autoencoder: CosmosAutoencoder,
                  denoiser: CosmosDenoiser | None = None, schedule: ScheduleConfig | None = None,
-                 sampling: SamplingConfig | None = None, casing: CasingTable | None = None):
+                 sampling: SamplingConfig | None = None, casing: CasingTable | None = None,
+                 sampling_presets: dict[str, SamplingConfig] | None = None):
         check_compatible(encoder, autoencoder, denoiser)
         self.encoder = encoder.eval()
         self.autoencoder = autoencoder.eval()
         self.denoiser = denoiser.eval() if denoiser is not None else None
         self.schedule = TanDSchedule(schedule)
         self.sampling = sampling or SamplingConfig()
+        # named sampler settings recorded with the checkpoint besides its default (``sampling``); e.g. "paper":
+        # the setting the paper's figures were measured with (a converted release: 200 SDE steps to t = 0.05)
+        self.sampling_presets: dict[str, SamplingConfig] = dict(sampling_presets or {})
         self.device = torch.device("cpu")
         self.folder: Path | None = None          # where it was loaded from (None: built in memory)
         ae = autoencoder.cfg
@@ -93,7 +97,8 @@ class CosmosPipeline:
         parts = read_pipeline_folder(folder)
         encoder = encoder or FrozenEncoder.from_pretrained(parts.autoencoder.cfg.encoder)
         try:
-            pipe = cls(encoder, parts.autoencoder, parts.denoiser, parts.schedule, parts.sampling, parts.casing)
+            pipe = cls(encoder, parts.autoencoder, parts.denoiser, parts.schedule, parts.sampling, parts.casing,
+                       parts.sampling_presets)
         except ConfigError as err:
             raise CheckpointError(f"{folder}: {err}") from err
         pipe.folder = folder
@@ -102,7 +107,7 @@ class CosmosPipeline:
     def save_pretrained(self, folder: str | os.PathLike, *, dtype: torch.dtype | None = None) -> None:
         """Write the pipeline folder; ``dtype=torch.float16`` halves its size (loads back as fp32)."""
         parts = PipelineParts(self.autoencoder, self.denoiser, self.schedule.config, self.sampling,
-                              self.detokenizer.casing)
+                              self.detokenizer.casing, self.sampling_presets)
         write_pipeline_folder(Path(folder), parts, type(self).__name__, dtype=dtype)
 
     def to(self, device: str | torch.device) -> "CosmosPipeline":

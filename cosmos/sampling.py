@@ -98,13 +98,16 @@ def time_grid(steps: int, t_start: float, t_end: float, grid: str = "uniform",
     ``"uniform"``: equal steps in t (the paper). ``"logsnr"``: equal steps in lambda = log(a^2 / s^2),
     which spends more steps where the signal is strong (DPM-Solver's default "logSNR" grid). From
     t_start = 1, lambda is -inf, so that grid's first step is the uniform grid's first step and the
-    other ``steps - 1`` are equal in lambda from there down to t_end.
+    other ``steps - 1`` are equal in lambda from there down to t_end. The uniform grid is spaced in the
+    schedule's precision (``ScheduleConfig.compute_dtype``; float64 without a schedule), so a float32
+    schedule steps through the same times as the official code's float32 ``linspace``.
     """
     if not (isinstance(steps, int) and steps >= 1):
         raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
     if not (0.0 <= t_end < t_start <= 1.0):
         raise ValueError(f"need 0 <= t_end < t_start <= 1, got t_start={t_start}, t_end={t_end}")
-    uniform = torch.linspace(t_start, t_end, steps + 1, dtype=torch.float64)
+    dtype = schedule.dtype if schedule is not None else torch.float64
+    uniform = torch.linspace(t_start, t_end, steps + 1, dtype=dtype).double()
     if grid == "uniform":
         return uniform
     if grid != "logsnr":
