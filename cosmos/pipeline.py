@@ -15,6 +15,7 @@ the returned types (``outputs``), infill's chunk bookkeeping and pinning (``infi
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 from pathlib import Path
@@ -109,6 +110,22 @@ class CosmosPipeline:
         parts = PipelineParts(self.autoencoder, self.denoiser, self.schedule.config, self.sampling,
                               self.detokenizer.casing, self.sampling_presets)
         write_pipeline_folder(Path(folder), parts, type(self).__name__, dtype=dtype)
+
+    def with_sampling(self, sampling: SamplingConfig | str) -> "CosmosPipeline":
+        """This pipeline with other sampler settings (its components shared, this one unchanged): a
+        :class:`SamplingConfig`, or the name of one of :attr:`sampling_presets` (e.g. ``"paper"``).
+        ``pipe.with_sampling("paper").generate(4)`` samples exactly as the preset says (sampler, steps, grid,
+        t_end, final_x0), which ``generate``'s own ``steps`` / ``sampler`` arguments alone cannot."""
+        if isinstance(sampling, str):
+            if sampling not in self.sampling_presets:
+                raise ValueError(f"no sampling preset {sampling!r}; this checkpoint has "
+                                 f"{sorted(self.sampling_presets) or 'none'}")
+            sampling = self.sampling_presets[sampling]
+        if not isinstance(sampling, SamplingConfig):
+            raise TypeError(f"sampling must be a SamplingConfig or a preset name, got {type(sampling).__name__}")
+        other = copy.copy(self)
+        other.sampling = sampling
+        return other
 
     def to(self, device: str | torch.device) -> "CosmosPipeline":
         self.device = torch.device(device)

@@ -154,6 +154,11 @@ def test_folder_is_paper_base_with_the_paper_setting_recorded(folder, pipe):
     paper = pipe.sampling_presets[PAPER_PRESET]
     assert (paper.sampler, paper.steps, paper.t_end, paper.final_x0) == ("sde", 200, 0.05, False)
     assert pipe.can_generate and len(pipe.generate(2, steps=3, seed=0).texts) == 2
+    paper_pipe = pipe.with_sampling(PAPER_PRESET)           # the app's one-click paper setting
+    assert paper_pipe.sampling == PAPER_SAMPLING and pipe.sampling.sampler == "dpm2m"
+    assert paper_pipe.autoencoder is pipe.autoencoder and paper_pipe.denoiser is pipe.denoiser
+    with pytest.raises(ValueError, match="no sampling preset"):
+        pipe.with_sampling("fast")
     card = ModelCard.load(folder)
     assert card.origin == ORIGIN and card.license == "unknown" and len(card.samples) == 10
     readme = (folder / "README.md").read_text()
