@@ -327,7 +327,7 @@ def test_the_probe_head_is_fitted_once_per_data(tmp_path, data_files, tiny_encod
 
 def test_the_continue_preset_builds_the_architecture_it_starts_from():
     """init_from only loads weights of the same architecture: cpu-small-continue changes schedules, not models."""
-    cfg, base = load_config("cpu-small-continue"), load_config("cpu-small")
+    cfg, base = load_config("cpu-small-continue"), load_config("cpu-small-v1")  # the recipe it continues
     assert cfg.autoencoder_stage.init_from is not None and cfg.diffusion_stage.init_from is not None
     assert cfg.autoencoder == base.autoencoder and cfg.denoiser == base.denoiser
     assert cfg.autoencoder_stage.data == base.autoencoder_stage.data
