@@ -18,6 +18,8 @@ windows drawn with the same seed; mean and spread are over ``--seeds`` seeds.
                    cache), else the frozen encoder's mean-pooled last hidden states; the JSON says which
     diversity      product over n = 2, 3, 4 of unique / total word n-grams (paper Sec. 6)
     memorization   share of generated word 4-grams that occur in the training stories
+    repeats        ``adjacent_repeats``: share of adjacent word pairs that are one word twice; ``run_share``:
+                   share of samples with a run of 4+ of one word (``cosmos.metrics.repetition``, issue 27)
     gen. PPL       median perplexity of the samples under the AR baseline (``bench-ar``); for the AR
                    row itself this is self-scored and only says how it samples its own distribution
     reconstruction held-out token accuracy of encode -> decode (Cosmos only)
@@ -33,7 +35,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import re
 import statistics
 import time
 from pathlib import Path
@@ -45,7 +46,7 @@ import torch
 from cosmos import CosmosPipeline, FrozenEncoder
 from cosmos.ar_lm import ArLanguageModel
 from cosmos.card import read_metrics_log
-from cosmos.metrics import token_accuracy
+from cosmos.metrics import repetition, token_accuracy, words
 from cosmos.checkpoint import CheckpointError
 from cosmos.encoder import EncoderLoadError
 from cosmos.encoder import TokenizedBatch
@@ -60,10 +61,6 @@ WELL_FORMED_PERCENTILE = 90
 
 
 # --- text metrics --------------------------------------------------------------------------------------
-def words(text: str) -> list[str]:
-    return re.findall(r"\w+|[^\w\s]", text.lower())
-
-
 def ngrams(tokens: list[str], n: int) -> list[tuple[str, ...]]:
     return [tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)]
 
@@ -271,7 +268,7 @@ def evaluate(model, *, samples: int, seeds: int, steps: int | None, windows: lis
              featurize, ar_judge, pairs: int, max_length: int) -> dict:
     train_4grams = {g for t in train_texts for g in ngrams(words(t), 4)}
     runs: dict[str, list[float]] = {k: [] for k in ("mauve", "diversity", "memorization", "empty_share",
-                                                    "gen_ppl", "seconds")}
+                                                    "adjacent_repeats", "run_share", "gen_ppl", "seconds")}
     example: list[str] = []
     for seed in range(seeds):
         reference = seeded_subset(windows, samples, 1000 + seed)
@@ -282,6 +279,9 @@ def evaluate(model, *, samples: int, seeds: int, steps: int | None, windows: lis
         runs["diversity"].append(diversity(texts))
         runs["memorization"].append(memorization(texts, train_4grams))
         runs["empty_share"].append(sum(not t.strip() for t in texts) / len(texts))
+        repeats = repetition(texts)
+        runs["adjacent_repeats"].append(repeats["adjacent_repeats"])
+        runs["run_share"].append(repeats["run_share"])
         if ar_judge is not None:
             runs["gen_ppl"].append(statistics.median(ar_judge.perplexities([t or "." for t in texts])))
         example = example or texts[:5]
@@ -314,7 +314,8 @@ def reference_row(windows: list[str], train_texts: list[str], samples: int, seed
     draws = [seeded_subset(windows, samples, 2000 + s) for s in range(seeds)]
     row = {"samples_per_seed": samples, "seeds": seeds,
            "diversity": spread([diversity(d) for d in draws]),
-           "memorization": spread([memorization(d, train_4grams) for d in draws])}
+           "memorization": spread([memorization(d, train_4grams) for d in draws]),
+           **{k: spread([repetition(d)[k] for d in draws]) for k in ("adjacent_repeats", "run_share")}}
     if ar_judge is not None:
         row["gen_ppl"] = spread([statistics.median(ar_judge.perplexities(d)) for d in draws])
     return row
