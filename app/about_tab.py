@@ -18,7 +18,7 @@ from cosmos.card import CARD_FILE, CardError, ModelCard, Stage
 
 from . import infill_tab, plots
 from .chunks import chunk_size
-from .context import Playground
+from .context import AUTOENCODER_ONLY_NOTE, Playground
 
 log = logging.getLogger("cosmos.app")
 
@@ -62,13 +62,21 @@ def summary_rows(pg: Playground) -> list[tuple[str, str]]:
             ("parameters", f"autoencoder {_millions(info.parameters['autoencoder'])}, denoiser "
                            f"{_millions(info.parameters['denoiser'])} (frozen encoder not counted)"),
             ("weights on disk", f"{weights / 2**20:.1f} MB"),
-            ("sampling defaults", f"{info.sampler}, {info.steps} steps, tan-d schedule d = {info.schedule_d:g}, "
-                                  f"down to t = {info.t_end:g}"),
+            ("sampling defaults", sampling_row(pg)),
             ("prompts", prompts_row(pg)),
             ("infill", infill_row(pg)),
             ("latent map", f"{len(pg.latent_map.texts)} points" if pg.latent_map else f"none ({pg.map_problem})"),
             ("loaded in", f"{pg.load_seconds:.1f} s")]
     return rows
+
+
+def sampling_row(pg: Playground) -> str:
+    """The sampler the tabs start on, or why this checkpoint does not sample."""
+    if not pg.can_generate:
+        return f"none: it cannot sample (so there is no Generate, Denoising trajectory or Vary / edit tab). {AUTOENCODER_ONLY_NOTE}"
+    info = pg.pipe.summary()
+    return (f"{info.sampler}, {info.steps} steps, tan-d schedule d = {info.schedule_d:g}, down to t = {info.t_end:g}"
+            + (", ends on the last x0 estimate" if pg.pipe.sampling.final_x0 else ", returns the last step's mean"))
 
 
 def prompts_row(pg: Playground) -> str:
@@ -154,6 +162,9 @@ def about_parts(pg: Playground) -> list[str | list[go.Figure]]:
         if problem:
             body = f"*Its {CARD_FILE} could not be read: {problem}.*\n\n{body}"
         return [f"{loaded}## Model card: {title}\n{body}\n" if title else f"{loaded}## Model card\n{body}\n", end]
+    if card.origin is not None:           # weights trained elsewhere (a converted release): provenance, no curves
+        title, body = card_body(card.to_markdown())
+        return [f"{loaded}## Model card: {title}\n{body}\n", end]
     head = (f"{loaded}## Model card: {card.name}\nTrained with this repository's `train/` (preset `{card.preset}`), "
             f"measured on {card.measured_on}.\n\n{card.data_markdown(3)}\n\n{card.training_markdown(3, curve_tables=False)}"
             "\n\nTraining curves (every evaluation logged):")

@@ -10,7 +10,7 @@ import time
 import gradio as gr
 
 from . import inputs, prompt_box, widgets
-from .context import MAX_SEED, MODEL_QUEUE, Playground, Produced
+from .context import DEFAULT_SETTING, MAX_SEED, MODEL_QUEUE, Playground, Produced, paper_note
 
 EXAMPLES = [[4, 50, "sde", 0], [8, 200, "sde", 1], [4, 25, "ddim", 2], [16, 100, "ddim", 3]]
 PROMPT_EXAMPLES = [[4, 100, "sde", 0, prompt_box.EXAMPLE_PROMPT],   # conditional checkpoints only, each with
@@ -25,7 +25,7 @@ def random_seed() -> int:
 
 @inputs.user_facing
 def generate(pg: Playground, num: float, steps: float, sampler: str, seed: float, prompt: str | None = "",
-             guidance_scale: float | None = None,
+             guidance_scale: float | None = None, setting: str | None = DEFAULT_SETTING,
              progress: gr.Progress = gr.Progress()) -> tuple[list[list], str, Produced]:
     """Sample ``num`` texts with ``steps`` sampler steps; returns table rows, a timing line, the latents.
 
@@ -34,21 +34,26 @@ def generate(pg: Playground, num: float, steps: float, sampler: str, seed: float
     one; ``guidance_scale`` in [0, 5] (None: the checkpoint's default) applies with a prompt only.
     gradio_client fills the last two with their defaults ("" and the checkpoint's scale) for callers
     that send the first four; the raw REST API (``/gradio_api/call/generate``) needs all six values.
+    ``setting`` (the session's, not an API input): the checkpoint's sampler setting or the paper's.
     """
+    pg.require_generation()
     lim = pg.limits
     num = inputs.integer(num, "Number of samples", 1, lim.max_samples)
     steps, sampler, seed = pg.sampler_settings(steps, sampler, seed)
     prompt, scale = pg.prompt_settings(prompt, guidance_scale)
+    pipe = pg.sampling_pipe(setting)
     pg.check_work(num, steps)
     start = time.perf_counter()
     with inputs.truncation_notice(pg.prompt_tokens or 0, "prompt"):
-        out = pg.pipe.generate(num, steps=steps, sampler=sampler, seed=seed, prompt=prompt, guidance_scale=scale,
+        out = pipe.generate(num, steps=steps, sampler=sampler, seed=seed, prompt=prompt, guidance_scale=scale,
                                progress=pg.step_callback(progress, "denoising"))
     seconds = time.perf_counter() - start
     rows = [[i + 1, prompt_box.with_prompt(prompt, text or EMPTY)] for i, text in enumerate(out.texts)]
     guidance = f", guidance {scale:g}" if prompt else ""
     info = (f"{num} sample{'s' if num > 1 else ''} x {steps} steps ({sampler.upper()}, seed {seed}{guidance}) "
             f"in **{seconds:.2f} s** ({seconds / num:.3f} s per sample).")
+    if pipe is not pg.pipe:
+        info += " " + paper_note(pipe)
     if prompt:
         info += f" Prompt: “{inputs.markdown_literal(prompt)}”."
     elif pg.supports_prompts:
@@ -70,13 +75,14 @@ def build(pg: Playground, produced: gr.State) -> None:
         sampler = widgets.sampler_radio(pg)
         seed = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed")
         dice = gr.Button("Random seed", size="sm", scale=0, min_width=120)
+    setting = widgets.setting_choice(pg, steps, sampler)
     run = gr.Button("Generate", variant="primary")
     info = gr.Markdown()
     table = gr.Dataframe(headers=["sample", "text"], datatype=["number", "str"], wrap=True,
                          interactive=False, label="Samples", column_widths=["8%", "92%"])
     handler = functools.partial(generate, pg)
     dice.click(random_seed, outputs=seed, api_name="random_seed")
-    run.click(handler, [num, steps, sampler, seed, prompt, guidance], [table, info, produced], api_name="generate",
+    run.click(handler, [num, steps, sampler, seed, prompt, guidance, setting], [table, info, produced], api_name="generate",
               preprocess=False, concurrency_id=MODEL_QUEUE)
     if pg.supports_prompts:
         examples = [row + [pg.guidance_default] for row in PROMPT_EXAMPLES]

@@ -26,6 +26,11 @@ EXAMPLES = [
 ]
 
 
+def methods_for(pg: Playground) -> dict[str, str]:
+    """The interpolation methods this checkpoint offers: the noise-space path needs a denoiser."""
+    return {k: v for k, v in INTERPOLATION_METHODS.items() if k != "noise" or pg.can_generate}
+
+
 @inputs.user_facing
 def interpolate(pg: Playground, text_a: str, text_b: str, points: float, method: str,
                 progress: gr.Progress = gr.Progress()) -> tuple[list[list], object, str, Produced]:
@@ -34,7 +39,7 @@ def interpolate(pg: Playground, text_a: str, text_b: str, points: float, method:
     text_a = inputs.text(text_a, "Text A", lim.max_text_chars)
     text_b = inputs.text(text_b, "Text B", lim.max_text_chars)
     points = inputs.integer(points, "Number of points", 2, lim.max_points)
-    method = inputs.choice(method, "Method", list(INTERPOLATION_METHODS))
+    method = inputs.choice(method, "Method", list(methods_for(pg)))
     if method == "noise":
         pg.check_work(points, NOISE_STEPS)
     start = time.perf_counter()
@@ -66,7 +71,7 @@ def build(pg: Playground, produced: gr.State) -> None:
         text_b = gr.Textbox(label="Text B", lines=2, max_length=pg.limits.max_text_chars)
     with gr.Row():
         points = gr.Slider(2, pg.limits.max_points, value=8, step=1, label="Number of points")
-        method = gr.Radio([(label, key) for key, label in INTERPOLATION_METHODS.items()], value="slerp",
+        method = gr.Radio([(label, key) for key, label in methods_for(pg).items()], value="slerp",
                           label="Method")
     run = gr.Button("Interpolate", variant="primary")
     info = gr.Markdown()
@@ -77,5 +82,5 @@ def build(pg: Playground, produced: gr.State) -> None:
     outputs = [table, figure, info, produced]
     run.click(handler, [text_a, text_b, points, method], outputs, api_name="interpolate", preprocess=False,
               concurrency_id=MODEL_QUEUE)
-    gr.Examples(EXAMPLES, [text_a, text_b, points, method], outputs, fn=handler, run_on_click=True,
+    gr.Examples([row for row in EXAMPLES if row[3] in methods_for(pg)], [text_a, text_b, points, method], outputs, fn=handler, run_on_click=True,
                 cache_examples=False, label="Examples (click to run)")

@@ -40,8 +40,14 @@ def _trajectory_overlay(run: Trajectory) -> Produced:
     return Produced(texts + [f"final sample: {run.final_text}"], latents)
 
 
+GENERATION_LAYERS = ("generated samples", "denoising trajectory", "variations")   # tabs that need a denoiser
+
+
 def layers_for(pg: Playground) -> list[str]:
-    """The overlays this checkpoint offers: every tab's results (the Infill tab's where it can infill)."""
+    """The overlays this checkpoint offers: every tab's results (the Infill tab's where it can infill; none of the
+    sampling tabs' on an autoencoder-only checkpoint)."""
+    if not pg.can_generate:
+        return [layer for layer in LAYERS if layer not in GENERATION_LAYERS]
     return LAYERS + [INFILL_LAYER] if pg.pipe.supports_infill else LAYERS
 
 
@@ -88,9 +94,11 @@ def draw_map(pg: Playground, own_texts: str, layers: list[str], generated: Produ
 
 def build(pg: Playground, generated: gr.State, interpolation: gr.State, trajectory: gr.State,
           variations: gr.State, infill: gr.State) -> None:
+    groups = ", ".join(sorted(set(pg.latent_map.sources))) if pg.latent_map else "none stored"
     gr.Markdown("Every point is one text's latent (N vectors, flattened), projected to 2-D with UMAP "
-                "(fixed seed). Hover to read the text. Reference set: public-domain prose passages "
-                "(held-out) and the model's own samples. Add your texts and the other tabs' latest results.")
+                f"(fixed seed). Hover to read the text. Reference set ({groups}): held-out public-domain prose "
+                "passages" + (" and the model's own samples" if pg.can_generate else "") +
+                ". Add your texts and the other tabs' latest results.")
     with gr.Row():
         own = gr.Textbox(label="Your texts (one per line)", lines=3, value=EXAMPLE_TEXTS,
                          max_length=pg.limits.max_text_chars)

@@ -19,7 +19,7 @@ import torch
 
 from . import inputs, prompt_box, widgets
 from .chunks import changed_per_chunk, chunk_size
-from .context import MODEL_QUEUE, Playground
+from .context import DEFAULT_SETTING, MODEL_QUEUE, Playground, paper_note
 from .plots import CHANGED_COLOR
 from .trajectory_run import CHANGED, Trajectory
 FIGURE_EVERY_S = 0.3   # redraw the charts at most this often while streaming (the text streams every step)
@@ -39,20 +39,23 @@ def _record_step(run: Trajectory, pieces: list[tuple[int, str]], prev_ids: list[
 
 @inputs.user_facing
 def run_trajectory(pg: Playground, steps: float, sampler: str, seed: float, prompt: str | None = "",
-                   guidance_scale: float | None = None):
+                   guidance_scale: float | None = None, setting: str | None = DEFAULT_SETTING):
     """Stream one sample's denoising: yields (highlighted text, figure, slider, caption, finished run).
 
     API ``/trajectory``: (steps, sampler, seed, prompt, guidance_scale), streamed; ``prompt`` and
     ``guidance_scale`` as in ``/generate`` (gradio_client fills them in for callers that send three
-    values; the raw REST API needs all five).
+    values; the raw REST API needs all five). ``setting``: the session's sampler setting, as in ``/generate``.
     """
+    pg.require_generation()
     steps, sampler, seed = pg.sampler_settings(steps, sampler, seed)
     prompt, scale = pg.prompt_settings(prompt, guidance_scale)
+    pipe = pg.sampling_pipe(setting)
+    pg.check_work(1, steps, decode_every_step=True)
     run = Trajectory(steps, sampler, seed, prompt, scale, chunk_size=chunk_size(pg.pipe))
     prev_ids, last_figure = None, 0.0
     hidden_slider = gr.Slider(visible=False)
     check_time = pg.step_callback(None, "")
-    stream = pg.pipe.trajectory(1, steps=steps, sampler=sampler, seed=seed, prompt=prompt, guidance_scale=scale)
+    stream = pipe.trajectory(1, steps=steps, sampler=sampler, seed=seed, prompt=prompt, guidance_scale=scale)
     with inputs.truncation_notice(pg.prompt_tokens or 0, "prompt"):   # the prompt is read at the first step
         first = next(stream)
     for step in itertools.chain([first], stream):
@@ -77,6 +80,8 @@ def run_trajectory(pg: Playground, steps: float, sampler: str, seed: float, prom
     if prompt:
         final_text = f"{inputs.markdown_literal(prompt)} → {final_text} (guidance {run.guidance_scale:g})"
     caption = run.caption(last) + f"<br>final sample: {final_text}"
+    if pipe is not pg.pipe:
+        caption += "<br>" + paper_note(pipe)
     yield run.highlighted(last), run.figure(marker=last), slider, caption, run
 
 
@@ -98,6 +103,7 @@ def build(pg: Playground, run_state: gr.State) -> None:
     with gr.Row():
         steps = widgets.steps_slider(pg)
         sampler, seed = widgets.sampler_and_seed(pg)
+    setting = widgets.setting_choice(pg, steps, sampler)
     run_button, stop_button = widgets.run_and_stop("Run the trajectory")
     caption = gr.Markdown()
     text = gr.HighlightedText(label="decoded x0 estimate",
@@ -105,7 +111,7 @@ def build(pg: Playground, run_state: gr.State) -> None:
                               show_legend=True, combine_adjacent=False)
     slider = gr.Slider(1, 2, value=1, step=1, visible=False, label="Scrub through the steps")
     figure = gr.Plot(label="per-step quantities")
-    running = run_button.click(functools.partial(run_trajectory, pg), [steps, sampler, seed, prompt, guidance],
+    running = run_button.click(functools.partial(run_trajectory, pg), [steps, sampler, seed, prompt, guidance, setting],
                                [text, figure, slider, caption, run_state], api_name="trajectory", preprocess=False,
                                concurrency_id=MODEL_QUEUE)
     stop_button.click(None, cancels=[running], api_visibility="private")

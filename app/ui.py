@@ -8,7 +8,7 @@ import html
 import gradio as gr
 
 from . import about_tab, generate_tab, infill_tab, interpolate_tab, latent_map_tab, trajectory_tab, vary_tab
-from .context import Playground
+from .context import AUTOENCODER_ONLY_NOTE, Playground
 
 CONCURRENCY = 1        # per concurrency id; every model event shares MODEL_QUEUE: torch already uses every core
 QUEUE_SIZE = 64        # requests waiting beyond this are refused with "queue full"
@@ -24,6 +24,8 @@ def header(pg: Playground) -> str:
              f"Checkpoint: `{html.escape(pg.name)}` (details in About)."]
     if pg.notice:
         lines.append(f"> **Note.** {html.escape(pg.notice)}")
+    if not pg.can_generate:
+        lines.append(f"> **Autoencoder only.** {AUTOENCODER_ONLY_NOTE}")
     note = about_tab.banner(pg)
     if note:
         lines.append(f"> {note}")
@@ -35,16 +37,18 @@ def build_demo(pg: Playground) -> gr.Blocks:
         gr.Markdown(header(pg))
         generated, interpolation, trajectory, variations, infilled = (gr.State(None) for _ in range(5))
         with gr.Tabs():
-            with gr.Tab("Generate", id="generate"):
-                generate_tab.build(pg, generated)
-            with gr.Tab("Denoising trajectory", id="trajectory"):
-                trajectory_tab.build(pg, trajectory)
+            if pg.can_generate:                         # an autoencoder-only checkpoint: the header says why not
+                with gr.Tab("Generate", id="generate"):
+                    generate_tab.build(pg, generated)
+                with gr.Tab("Denoising trajectory", id="trajectory"):
+                    trajectory_tab.build(pg, trajectory)
             with gr.Tab("Interpolate", id="interpolate"):
                 interpolate_tab.build(pg, interpolation)
             with gr.Tab("Latent map", id="latent-map"):
                 latent_map_tab.build(pg, generated, interpolation, trajectory, variations, infilled)
-            with gr.Tab("Vary / edit", id="vary"):
-                vary_tab.build(pg, variations)
+            if pg.can_generate:
+                with gr.Tab("Vary / edit", id="vary"):
+                    vary_tab.build(pg, variations)
             if pg.pipe.supports_infill:                 # elsewhere the About tab says why there is none
                 with gr.Tab("Infill", id="infill"):
                     infill_tab.build(pg, infilled)

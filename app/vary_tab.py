@@ -11,7 +11,7 @@ import torch
 from cosmos import vary_steps
 
 from . import inputs, widgets
-from .context import MAX_SEED, MODEL_QUEUE, Playground, Produced
+from .context import DEFAULT_SETTING, MAX_SEED, MODEL_QUEUE, Playground, Produced, paper_note
 
 MIN_STRENGTH = 0.01   # below this the noise is too small to change anything (and 1e-18 rounds t to t_end)
 EXAMPLES = [["Once upon a time, a little girl found a shiny stone in the garden.", 0.4, 4, 100, "sde", 0],
@@ -20,18 +20,21 @@ EXAMPLES = [["Once upon a time, a little girl found a shiny stone in the garden.
 
 @inputs.user_facing
 def vary(pg: Playground, text: str, strength: float, num: float, steps: float, sampler: str, seed: float,
+         setting: str | None = DEFAULT_SETTING,
          progress: gr.Progress = gr.Progress()) -> tuple[list[list], str, Produced]:
     """Rows (kind, text): the autoencoder's reconstruction, then ``num`` variations."""
+    pg.require_generation()
     lim = pg.limits
     text = inputs.text(text, "Text", lim.max_text_chars)
     strength = inputs.number(strength, "Strength", MIN_STRENGTH, 1.0)
     num = inputs.integer(num, "Number of variations", 1, lim.max_samples)
     steps, sampler, seed = pg.sampler_settings(steps, sampler, seed)
+    pipe = pg.sampling_pipe(setting)
     pg.check_work(num, steps)
     start = time.perf_counter()
     with inputs.truncation_notice(pg.pipe.max_length):
         original = pg.pipe.encode([text])                                     # (1, N, d)
-        out = pg.pipe.vary(text, strength=strength, num=num, steps=steps, sampler=sampler, seed=seed,
+        out = pipe.vary(text, strength=strength, num=num, steps=steps, sampler=sampler, seed=seed,
                            progress=pg.step_callback(progress, "denoising"))
     seconds = time.perf_counter() - start
     reconstruction = pg.pipe.decode(original)[0]
@@ -40,6 +43,8 @@ def vary(pg: Playground, text: str, strength: float, num: float, steps: float, s
     run_steps = vary_steps(strength, steps)
     info = (f"{num} variation(s): noised to strength {strength:g}, then {run_steps} {sampler.upper()} steps "
             f"(seed {seed}) in **{seconds:.2f} s**. Low strength keeps the text; 1.0 forgets it.")
+    if pipe is not pg.pipe:
+        info += " " + paper_note(pipe)
     return rows, info, Produced([reconstruction, *out.texts], torch.cat([original, out.latents]))
 
 
@@ -55,13 +60,14 @@ def build(pg: Playground, produced: gr.State) -> None:
     with gr.Row():
         sampler = widgets.sampler_radio(pg)
         seed = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed")
+    setting = widgets.setting_choice(pg, steps, sampler)
     run = gr.Button("Vary", variant="primary")
     info = gr.Markdown()
     table = gr.Dataframe(headers=["", "text"], datatype=["str", "str"], wrap=True, interactive=False,
                          label="Variations", column_widths=["20%", "80%"])
     handler = functools.partial(vary, pg)
     outputs = [table, info, produced]
-    run.click(handler, [text, strength, num, steps, sampler, seed], outputs, api_name="vary", preprocess=False,
+    run.click(handler, [text, strength, num, steps, sampler, seed, setting], outputs, api_name="vary", preprocess=False,
               concurrency_id=MODEL_QUEUE)
     gr.Examples(EXAMPLES, [text, strength, num, steps, sampler, seed], outputs, fn=handler, run_on_click=True,
                 cache_examples=False, label="Examples (click to run)")

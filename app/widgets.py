@@ -6,7 +6,7 @@ import gradio as gr
 
 from cosmos import SAMPLER_LABELS
 
-from .context import MAX_SEED, Playground
+from .context import DEFAULT_SETTING, MAX_SEED, PAPER_SETTING, Playground
 
 
 def steps_slider(pg: Playground, label: str = "Steps", **kwargs) -> gr.Slider:
@@ -31,3 +31,24 @@ def run_and_stop(label: str) -> tuple[gr.Button, gr.Button]:
         run = gr.Button(label, variant="primary")
         stop = gr.Button("Stop", variant="stop", scale=0)
     return run, stop
+
+
+def setting_choice(pg: Playground, steps: gr.Slider, sampler: gr.Radio) -> gr.State:
+    """The sampler setting a request runs with, kept in the session (so the API's inputs stay the same): the
+    checkpoint's own, or, where the checkpoint records it, the paper's, one click away on a radio that also sets
+    the steps and sampler. Without a recorded paper setting there is no radio and the state stays the default."""
+    state = gr.State(DEFAULT_SETTING)
+    paper = pg.paper_setting
+    if paper is None:
+        return state
+    choice = gr.Radio([(f"this checkpoint's start ({pg.setting_label(DEFAULT_SETTING)})", DEFAULT_SETTING),
+                       (f"the paper's ({pg.setting_label(PAPER_SETTING)})", PAPER_SETTING)],
+                      value=DEFAULT_SETTING, label="Setting",
+                      info="the paper's figures were measured with its setting; few-step settings are faster, and "
+                           "their quality on these weights is not measured here")
+
+    def pick(setting: str):
+        cfg = paper if setting == PAPER_SETTING else pg.pipe.sampling
+        return min(cfg.steps, pg.limits.max_steps), cfg.sampler, setting
+    choice.change(pick, choice, [steps, sampler, state], api_visibility="private")
+    return state

@@ -363,7 +363,7 @@ def test_long_values_are_shortened_in_messages(pg):
 
 
 def test_requests_over_the_time_limit_are_stopped(pg):
-    hasty = limited(pg, max_seconds=1e-6)
+    hasty = limited(pg, max_seconds=1e-6, gflops=math.inf)     # predicted to fit; stopped while it runs
     calls = {"generate": lambda: generate_tab.generate(hasty, 2, 3, "ddim", 0),
              "trajectory": lambda: list(trajectory_tab.run_trajectory(hasty, 3, "ddim", 0)),
              "interpolate": lambda: interpolate_tab.interpolate(hasty, TEXT_A, TEXT_B, 2, "noise"),
