@@ -262,3 +262,33 @@ def test_converted_autoencoder_alone(tmp_path):
     assert len(pg.latent_map.texts) == len(PROSE)
     rows, _, _, _ = interpolate_tab.interpolate(pg, "Call me Ishmael.", "The sea was calm.", 3, "slerp", progress=None)
     assert len(rows) == 3
+
+
+# ------------------------------------------------------------------------------------- publishing
+
+@pytest.mark.parametrize("flags, private", [([], True), (["--private"], True), (["--public"], False)])
+def test_push_of_a_converted_folder_is_private_by_default(converted_folder, monkeypatch, capsys, flags, private):
+    from train import push
+    sent = {}
+
+    def fake_upload(repo_id, kind, files, *, token, private, message):
+        sent.update(repo=repo_id, private=private, files={f.path_in_repo for f in files})
+        return f"https://huggingface.co/{repo_id}"
+    monkeypatch.setattr(push, "upload", fake_upload)
+    monkeypatch.setattr(push, "token_from", lambda token: "hf_test")
+    assert push.main([str(converted_folder), "--repo", "someone/cosmos-official", *flags]) == 0
+    assert sent["private"] is private and {"model_index.json", "README.md", "encoder/config.json"} <= sent["files"]
+    err = capsys.readouterr().err
+    if private:
+        assert "carry no license from their authors, so the repo is created private" in err
+    else:
+        assert "--public given for weights trained by others" in err
+
+
+def test_push_of_this_projects_own_checkpoint_stays_public_by_default(monkeypatch, capsys):
+    from train import push
+    sent = {}
+    monkeypatch.setattr(push, "upload", lambda repo_id, kind, files, **kw: sent.update(kw) or "https://hf.co/x")
+    monkeypatch.setattr(push, "token_from", lambda token: "hf_test")
+    assert push.main([str(DEFAULT_CHECKPOINT), "--repo", "someone/cosmos"]) == 0
+    assert sent["private"] is False and "created private" not in capsys.readouterr().err

@@ -9,6 +9,10 @@ Then anyone loads it with ``CosmosPipeline.from_pretrained("USER/my-cosmos")`` (
 (``train.export`` writes one) gets its README.md re-rendered for the repo, so the card's load line names
 the repo id; the card's YAML front matter carries the license, datasets, base encoder and its measured
 accuracies. The token comes from ``--token``, ``$HF_TOKEN`` or ``hf auth login``.
+
+A folder of someone else's weights (its card's ``origin``, e.g. a release converted by ``python -m
+train.convert_official``) is pushed to a private repo unless ``--public`` is given: the authors' files carry
+no license, so making them public is not this command's call.
 """
 
 from __future__ import annotations
@@ -33,13 +37,25 @@ def checkpoint_files(folder: Path, repo_id: str) -> list[UploadFile]:
     return [f for f in files if f.path_in_repo != "README.md"] + [UploadFile("README.md", readme)]
 
 
+def private_by_default(folder: Path) -> str | None:
+    """Why ``folder``'s repo is private unless ``--public`` is given (weights trained elsewhere), or None."""
+    card = ModelCard.load(folder)
+    if card is None or card.origin is None:
+        return None
+    return (f"{folder} holds weights trained by others (origin {card.origin!r}) that carry no license from their "
+            "authors, so the repo is created private; pass --public only if their authors allow redistribution")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", type=Path, help="a pipeline folder (python -m train.export writes one)")
     parser.add_argument("--repo", required=True, help="USER/NAME of the model repo")
     parser.add_argument("--token", help="Hugging Face write token (default: $HF_TOKEN or `hf auth login`)")
-    parser.add_argument("--private", action="store_true", help="create the repo private")
+    visibility = parser.add_mutually_exclusive_group()
+    visibility.add_argument("--private", action="store_true", help="create the repo private (the default for a "
+                            "folder of weights trained elsewhere, e.g. converted by train.convert_official)")
+    visibility.add_argument("--public", action="store_true", help="create the repo public even for such a folder")
     parser.add_argument("--dry-run", action="store_true", help="list the files and check them; send nothing")
     args = parser.parse_args(argv)
     try:
@@ -47,12 +63,17 @@ def main(argv: list[str] | None = None) -> int:
             raise CheckpointError(f"{args.folder} is not a folder")
         CosmosPipeline.from_pretrained(args.folder)      # refuse what would not load for the people who pull it
         files = checkpoint_files(args.folder, args.repo)
+        why_private = private_by_default(args.folder)
     except (CheckpointError, ConfigError, EncoderLoadError, CardError) as err:
         print(f"error: {args.folder} is not a checkpoint to publish: {err}", file=sys.stderr)
         return 2
     if not any(f.path_in_repo == "README.md" for f in files):
         print("note: no model card (README.md); `python -m train.export` writes one", file=sys.stderr)
-    return publish(files, lambda: upload(args.repo, "model", files, token=token_from(args.token), private=args.private,
+    private = args.private or (why_private is not None and not args.public)
+    if why_private is not None:
+        print(f"note: {why_private}" if private else f"note: --public given for weights trained by others; "
+              "make sure their authors allow it", file=sys.stderr)
+    return publish(files, lambda: upload(args.repo, "model", files, token=token_from(args.token), private=private,
                                          message=f"Upload {args.folder.name} (python -m train.push)"),
                    dry_run=args.dry_run, done=f"load it with CosmosPipeline.from_pretrained({args.repo!r})")
 
