@@ -104,8 +104,9 @@ class Session:
         return path
 
 
-def open_session(browser, url: str):
-    """A fresh browser context on the app at ``url``, recording its console; yields the Session."""
+def open_session(browser, url: str, tabs: int = 7):
+    """A fresh browser context on the app at ``url`` (showing ``tabs`` tabs), recording its console; yields the
+    Session."""
     context = browser.new_context(viewport=VIEWPORT)
     page = context.new_page()
     parts = urlsplit(url)
@@ -114,7 +115,7 @@ def open_session(browser, url: str):
     page.on("pageerror", lambda err: s.errors.append(f"uncaught exception: {err}"))
     page.goto(url)
     expect(page.get_by_role("heading", name="Cosmos playground")).to_be_visible(timeout=UI_MS)
-    expect(page.get_by_role("tab")).to_have_count(7)      # both embedded checkpoints are chunk-local: Infill too
+    expect(page.get_by_role("tab")).to_have_count(tabs)   # both embedded checkpoints are chunk-local: Infill too
     yield s
     context.close()
 
