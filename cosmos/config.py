@@ -336,6 +336,12 @@ class SamplingConfig:
     # Classifier-free guidance weight w for prompted generation: x0 = x0_c + w (x0_c - x0_u);
     # 0 = plain conditional. Only conditional pipelines store it in model_index.json.
     guidance_scale: float = 1.0
+    # Feed each step's x0 estimate back to a self-conditioned denoiser (the paper); False: zeros at every step.
+    # On cpu-small the feedback drifts away from the data and drives samples into one repeated word
+    # (docs/cpu-recipe.md, "Collapse into one repeated word"). Stored in model_index.json only when False.
+    self_condition: bool = True
+
+    OPTIONAL_FIELDS = ("self_condition",)
 
     def __post_init__(self) -> None:
         from .sampling import SAMPLERS   # sampling imports this module: the registry is read at check time
@@ -347,6 +353,8 @@ class SamplingConfig:
                                              f"got {self.time_grid!r}")
         _positive_int("batch_size", self.batch_size)
         _check(isinstance(self.final_x0, bool), f"final_x0 must be true or false, got {self.final_x0!r}")
+        _check(isinstance(self.self_condition, bool),
+               f"self_condition must be true or false, got {self.self_condition!r}")
         _check(isinstance(self.t_end, (int, float)) and 0 < self.t_end < 1,
                f"t_end must be in (0, 1) (s(0) = 0 leaves no noise to invert), got {self.t_end!r}")
         _check(is_guidance_scale(self.guidance_scale),

@@ -280,6 +280,12 @@ class CosmosPipeline:
             raise ValueError("prompt: this checkpoint is unconditional (its denoiser was trained without "
                              "prompts); generate without a prompt or load a prompt-conditioned checkpoint")
 
+    @property
+    def self_conditioned(self) -> bool:
+        """Whether sampling feeds each step's x0 estimate back: the denoiser was trained with
+        self-conditioning and the sampling settings ask for it (``SamplingConfig.self_condition``)."""
+        return self._require_denoiser().cfg.self_condition and self.sampling.self_condition
+
     def _sampler_settings(self, steps, sampler) -> tuple[int, str]:
         steps = check_int("steps", self.sampling.steps if steps is None else steps, 1, 10_000)
         sampler = self.sampling.sampler if sampler is None else sampler
@@ -295,7 +301,7 @@ class CosmosPipeline:
         model = denoiser if prompts is None else guided(denoiser, prompts.features, prompts.mask, prompts.scale)
         run = get_sampler(sampler)(model, self.schedule, z_start.to(self.device), steps,
                                    generator=generator, t_start=t_start, t_end=self.sampling.t_end,
-                                   self_condition=denoiser.cfg.self_condition, pin=pin,
+                                   self_condition=self.self_conditioned, pin=pin,
                                    grid=self.sampling.time_grid)
         return end_on_x0(run, steps, pin) if self.sampling.final_x0 else run
 
@@ -391,7 +397,7 @@ class CosmosPipeline:
             denoiser = self._require_denoiser()
             steps = check_int("steps", 50 if steps is None else steps, 1, 10_000)
             noise = invert_ddim(denoiser, self.schedule, denoiser.normalize(z), steps,
-                                t_end=self.sampling.t_end, self_condition=denoiser.cfg.self_condition)
+                                t_end=self.sampling.t_end, self_condition=self.self_conditioned)
             flat = noise.flatten(1)                                            # (2, N * d)
             z_T = latent_path(flat[0], flat[1], weights, "slerp").view(k, *self.latent_shape)
             latents = denoiser.denormalize(self._denoise_chunked(z_T, steps, "ddim", self._generator(0),

@@ -108,7 +108,7 @@ def write_pipeline_folder(folder: Path, parts: PipelineParts, class_name: str,
     if parts.denoiser is not None:
         save_component(parts.denoiser, folder / "denoiser", dtype=dtype)
     def sampling_dict(sampling: SamplingConfig) -> dict:
-        values = to_dict(sampling)
+        values = saved_dict(sampling)
         if parts.denoiser is None or not parts.denoiser.cfg.conditional:
             del values["guidance_scale"]   # the model_index.json of before prompts existed: older loaders read it
         return values

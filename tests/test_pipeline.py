@@ -39,6 +39,36 @@ def test_final_x0_ends_on_the_last_x0_estimate(tiny_pipeline, sampler):
     assert not torch.equal(out.latents, plain[-1].sample_latents)
 
 
+@pytest.mark.parametrize("sampler", ["sde", "ddim", "dpm2m"])
+def test_sampling_without_self_conditioning_feeds_zeros(tiny_pipeline, sampler, tmp_path, monkeypatch):
+    """SamplingConfig.self_condition = False: every denoiser call gets no x0 estimate back (the feedback
+    loop that drives cpu-small's samples into one repeated word, docs/cpu-recipe.md); True (the paper):
+    every call after the first gets the previous estimate. Saved only when False."""
+    denoiser, default = tiny_pipeline.denoiser, tiny_pipeline.sampling
+    assert denoiser.cfg.self_condition
+    fed: list[bool] = []
+    forward = type(denoiser).forward
+    monkeypatch.setattr(type(denoiser), "forward",
+                        lambda self, z, t, self_cond=None, *a, **k: fed.append(self_cond is not None) or
+                        forward(self, z, t, self_cond, *a, **k))
+    tiny_pipeline.generate(num=1, steps=4, sampler=sampler, seed=0)
+    assert fed == [False, True, True, True]
+    fed.clear()
+    try:
+        tiny_pipeline.sampling = dataclasses.replace(default, self_condition=False)
+        assert not tiny_pipeline.self_conditioned
+        tiny_pipeline.generate(num=1, steps=4, sampler=sampler, seed=0)
+        assert fed == [False] * 4
+        tiny_pipeline.save_pretrained(tmp_path / "off")
+    finally:
+        tiny_pipeline.sampling = default
+    import json
+    assert json.loads((tmp_path / "off" / "model_index.json").read_text())["sampling"]["self_condition"] is False
+    tiny_pipeline.save_pretrained(tmp_path / "on")
+    assert "self_condition" not in json.loads((tmp_path / "on" / "model_index.json").read_text())["sampling"]
+    assert type(tiny_pipeline).from_pretrained(tmp_path / "off").sampling.self_condition is False
+
+
 def test_generate_chunks_larger_requests(tiny_pipeline):
     out = tiny_pipeline.generate(num=9, steps=2, seed=0)  # batch_size 4 -> chunks of 4, 4, 1
     assert len(out.texts) == 9 and out.latents.shape == (9, TINY_N, 64)

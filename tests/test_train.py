@@ -105,6 +105,9 @@ def test_tiny_preset_end_to_end(tmp_path, data_files, tiny_encoder_dir):
     with pytest.raises(ConfigError, match="steps"):
         set_defaults(out, steps=0)
     assert json.loads((out / "model_index.json").read_text()) == index           # a refused change writes nothing
+    set_defaults(out, self_condition=False)                                      # --self-condition false
+    assert CosmosPipeline.from_pretrained(out).sampling.self_condition is False
+    assert "no self-conditioning at sampling" in ModelCard.load(out).properties["schedule / sampler"]
 
 
 def _final_weights(run_dir) -> dict[str, torch.Tensor]:

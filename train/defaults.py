@@ -52,19 +52,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--time-grid", choices=list(TIME_GRIDS))
     parser.add_argument("--final-x0", choices=["true", "false"],
                         help="end on the last step's x0 estimate (true) or on the state at t_end (false, the paper)")
+    parser.add_argument("--self-condition", choices=["true", "false"],
+                        help="feed each step's x0 estimate back to the denoiser (true, the paper) or zeros (false)")
     args = parser.parse_args(argv)
+    flags = (("final_x0", args.final_x0), ("self_condition", args.self_condition))
     changes = {k: v for k, v in (("sampler", args.sampler), ("steps", args.steps), ("time_grid", args.time_grid),
-                                 ("final_x0", None if args.final_x0 is None else args.final_x0 == "true"))
+                                 *((name, None if flag is None else flag == "true") for name, flag in flags))
                if v is not None}
     if not changes:
-        parser.error("nothing to set: pass --sampler, --steps, --time-grid and/or --final-x0")
+        parser.error("nothing to set: pass --sampler, --steps, --time-grid, --final-x0 and/or --self-condition")
     try:
         sampling = set_defaults(args.folder, **changes)
     except (OSError, json.JSONDecodeError, ConfigError, CheckpointError, CardError) as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
     print(f"{args.folder}: sampler {sampling.sampler}, {sampling.steps} steps, {sampling.time_grid} grid, "
-          f"ends on {'the x0 estimate' if sampling.final_x0 else 'the state at t_end'}")
+          f"ends on {'the x0 estimate' if sampling.final_x0 else 'the state at t_end'}"
+          + ("" if sampling.self_condition else ", no self-conditioning"))
 
 
 if __name__ == "__main__":

@@ -163,8 +163,9 @@ def sampler_property(pipe: CosmosPipeline) -> str:
     sampling = pipe.sampling
     grid = "" if sampling.time_grid == "uniform" else f" ({TIME_GRIDS[sampling.time_grid]})"
     end = ", then its last x0 estimate" if sampling.final_x0 else ""
+    feedback = "" if sampling.self_condition else "; no self-conditioning at sampling"
     return (f"tan-d, d = {pipe.schedule.d}; {sampling.sampler} with {sampling.steps} steps{grid} down to "
-            f"t = {sampling.t_end}{end}")
+            f"t = {sampling.t_end}{end}{feedback}")
 
 
 def card_samples(pipe: CosmosPipeline) -> list[Sample]:
