@@ -321,7 +321,7 @@ def test_vary_returns_the_reconstruction_and_the_variations(client):
 
 STORY = ("Once upon a time, there was a little girl named Lily. She loved to play with her red ball in the park. "
          "One day, the ball rolled away.")
-KEPT_PREFIX = "once upon a time, there was a little girl named lily. she loved to play with her red ball in the"
+KEPT_PREFIX = "Once upon a time, there was a little girl named Lily. She loved to play with her red ball in the"
 INFILL_STEPS = 8
 
 

@@ -276,7 +276,7 @@ def test_vary_tab_example(session):
 
 STORY = ("Once upon a time, there was a little girl named Lily. She loved to play with her red ball in the park. "
          "One day, the ball rolled away.")
-KEPT_PREFIX = "once upon a time, there was a little girl named lily. she loved to play with her red ball in the"
+KEPT_PREFIX = "Once upon a time, there was a little girl named Lily. She loved to play with her red ball in the"
 
 
 def test_infill_tab_continue_preset(session):
