@@ -189,9 +189,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--schedule-d", type=float, help="the tan-d schedule's d; default: the d= in the diffusion path")
     parser.add_argument("--out", required=True, help="the folder to write (must not exist)")
     args = parser.parse_args(argv)
-    torch.set_grad_enabled(False)
     try:
-        out = convert(args)
+        with torch.no_grad():   # scoped: main() also runs in-process (tests), where training must keep autograd
+            out = convert(args)
     except (OfficialFormatError, CheckpointError, ConfigError, EncoderLoadError, OSError) as err:
         print(f"error: {str(err).splitlines()[0] if str(err) else type(err).__name__}", file=sys.stderr)
         raise SystemExit(2) from None
