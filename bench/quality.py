@@ -20,6 +20,8 @@ windows drawn with the same seed; mean and spread are over ``--seeds`` seeds.
     memorization   share of generated word 4-grams that occur in the training stories
     repeats        ``adjacent_repeats``: share of adjacent word pairs that are one word twice; ``run_share``:
                    share of samples with a run of 4+ of one word (``cosmos.metrics.repetition``, issue 27)
+    mid-text starts share of samples whose first word piece is punctuation or a word's tail ("##ed"):
+                   samples that begin mid-sentence (``cosmos.metrics.mid_text_start_share``; Cosmos only)
     gen. PPL       median perplexity of the samples under the AR baseline (``bench-ar``); for the AR
                    row itself this is self-scored and only says how it samples its own distribution
     reconstruction held-out token accuracy of encode -> decode (Cosmos only)
@@ -46,7 +48,7 @@ import torch
 from cosmos import CosmosPipeline, FrozenEncoder
 from cosmos.ar_lm import ArLanguageModel
 from cosmos.card import read_metrics_log
-from cosmos.metrics import repetition, token_accuracy, words
+from cosmos.metrics import mid_text_start_share, repetition, token_accuracy, words
 from cosmos.checkpoint import CheckpointError
 from cosmos.encoder import EncoderLoadError
 from cosmos.encoder import TokenizedBatch
@@ -250,10 +252,13 @@ def training_summary(preset: str) -> dict:
     return summary
 
 
-def sample(model, num: int, seed: int, steps: int | None) -> list[str]:
+def sample(model, num: int, seed: int, steps: int | None) -> tuple[list[str], list[str] | None]:
+    """``num`` samples' texts and, for Cosmos, each one's first word piece (None for the AR baseline)."""
     if isinstance(model, CosmosPipeline):
-        return model.generate(num, steps=steps, seed=seed).texts
-    return model.generate(num, seed=seed)
+        out = model.generate(num, steps=steps, seed=seed)
+        rows = model.ids_to_tokens(model.decode_token_ids(out.latents))
+        return out.texts, [row[0][1] if row else "" for row in rows]
+    return model.generate(num, seed=seed), None
 
 
 def parameter_counts(model) -> dict:
@@ -268,13 +273,16 @@ def evaluate(model, *, samples: int, seeds: int, steps: int | None, windows: lis
              featurize, ar_judge, pairs: int, max_length: int) -> dict:
     train_4grams = {g for t in train_texts for g in ngrams(words(t), 4)}
     runs: dict[str, list[float]] = {k: [] for k in ("mauve", "diversity", "memorization", "empty_share",
-                                                    "adjacent_repeats", "run_share", "gen_ppl", "seconds")}
+                                                    "adjacent_repeats", "run_share", "mid_text_starts", "gen_ppl",
+                                                    "seconds")}
     example: list[str] = []
     for seed in range(seeds):
         reference = seeded_subset(windows, samples, 1000 + seed)
         start = time.perf_counter()
-        texts = sample(model, samples, seed, steps)
+        texts, first_pieces = sample(model, samples, seed, steps)
         runs["seconds"].append(time.perf_counter() - start)
+        if first_pieces is not None:
+            runs["mid_text_starts"].append(mid_text_start_share(first_pieces))
         runs["mauve"].append(mauve_score(featurize, texts, reference, seed))
         runs["diversity"].append(diversity(texts))
         runs["memorization"].append(memorization(texts, train_4grams))

@@ -83,6 +83,13 @@ def training_cell(r: dict) -> str:
     return "see its model card"
 
 
+def repeats_cell(r: dict) -> str:
+    """Mean adjacent repeated-word share (mean run-of-4+ share), or — for results from before issue 27."""
+    if "adjacent_repeats" not in r:
+        return "—"
+    return f"{r['adjacent_repeats']['mean']:.3f} ({r['run_share']['mean']:.2f})"
+
+
 def quality_section(rows: list[tuple[str, dict]], reference: dict | None) -> str:
     if not rows:
         return "No quality results yet: run `python -m bench.quality`.\n"
@@ -102,19 +109,24 @@ def quality_section(rows: list[tuple[str, dict]], reference: dict | None) -> str
            "percentile of held-out human windows' (the 2 ends, i.e. plain reconstructions, in brackets). "
            f"Sample count: {s['samples']} per seed is what the 2-core CPU allowed (one model's evaluation took "
            f"{minutes}); MAUVE is usually computed on thousands of samples, so its spread over seeds is wide here.\n",
+           "Repeats: share of adjacent word pairs that are one word twice (in brackets: share of samples with a "
+           "run of 4+ of one word). Mid-text starts: share of samples whose first word piece is punctuation or "
+           "the tail of a word (Cosmos rows measured since issue 27; — where not measured).\n",
            "| model | generator params | training (2-core CPU) | MAUVE ↑ | diversity ↑ | memorization | gen. PPL ↓ "
-           "| reconstruction ↑ | smoothness ↑ (ends) |",
-           "|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+           "| repeats ↓ (runs of 4+) | mid-text starts ↓ | reconstruction ↑ | smoothness ↑ (ends) |",
+           "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, r in rows:
         label = ROWS.get(name, (name, ""))[0]
         interp = r.get("interpolation")
         smooth = f"{interp['interior_well_formed']:.2f} ({interp['ends_well_formed']:.2f})" if interp else "—"
         out.append(f"| {label} (`{name}`) | {generation_params(r)} | {training_cell(r)} | {fmt(r['mauve'])} | "
                    f"{fmt(r['diversity'])} | {fmt(r['memorization'])} | {fmt(r.get('gen_ppl'), 0)} | "
+                   f"{repeats_cell(r)} | {fmt(r.get('mid_text_starts'))} | "
                    f"{fmt(r.get('reconstruction_accuracy'))} | {smooth} |")
     if reference:
         out.append(f"| held-out human windows | — | — | — | {fmt(reference['diversity'])} | "
-                   f"{fmt(reference['memorization'])} | {fmt(reference.get('gen_ppl'), 0)} | — | — |")
+                   f"{fmt(reference['memorization'])} | {fmt(reference.get('gen_ppl'), 0)} | "
+                   f"{repeats_cell(reference)} | — | — | — |")
     out.append("\n\"generator params\": what runs at generation time besides the frozen encoder — the denoiser + "
                "decoder + output head for Cosmos (the compressor is only needed to encode text), the whole LM for "
                "AR. Training minutes are wall time on the 2-core CPU and include slow-downs from other jobs "

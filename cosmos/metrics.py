@@ -52,3 +52,12 @@ def repetition(texts: list[str], run_length: int = 4) -> dict[str, float]:
     return {"adjacent_repeats": sum(c[0] for c in counts) / max(pairs, 1),
             "run_share": sum(c[2] >= run_length for c in counts) / max(len(texts), 1),
             "longest_run": float(max((c[2] for c in counts), default=0))}
+
+
+def mid_text_start_share(first_pieces: list[str]) -> float:
+    """Share of samples that begin mid-text (issue 27): their first word piece is the tail of a word
+    ("##ed") or holds no letter or digit (", . ” ..."). ``first_pieces`` is each sample's first tokenizer
+    piece after [CLS] (``CosmosPipeline.ids_to_tokens``); empty samples are left out."""
+    pieces = [p for p in first_pieces if p]
+    cut = sum(p.startswith("##") or not any(c.isalnum() for c in p) for p in pieces)
+    return cut / max(len(pieces), 1)

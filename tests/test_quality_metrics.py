@@ -32,3 +32,10 @@ def test_reconstruction_accuracy_is_a_share_and_noise_is_seeded(tiny_pipeline):
     noisy = reconstruction(tiny_pipeline, texts, noise=1.0, seed=3)
     assert 0.0 <= clean <= 1.0 and 0.0 <= noisy <= 1.0 and not math.isnan(noisy)
     assert noisy == reconstruction(tiny_pipeline, texts, noise=1.0, seed=3)
+
+
+def test_mid_text_start_share():
+    from cosmos.metrics import mid_text_start_share
+    # a word's tail and a lone punctuation mark begin mid-text, a word does not; empty samples are left out
+    assert mid_text_start_share(["once", "##ed", ",", "tom", ""]) == pytest.approx(2 / 4)
+    assert mid_text_start_share([]) == 0.0
