@@ -297,6 +297,9 @@ def evaluate(model, *, samples: int, seeds: int, steps: int | None, windows: lis
               **{k: spread(v) for k, v in runs.items() if v}, "example_samples": example}
     if isinstance(model, CosmosPipeline):
         result["steps"] = steps or model.sampling.steps
+        result["sampling"] = {"sampler": model.sampling.sampler, "steps": result["steps"],
+                              "end": "x0" if model.sampling.final_x0 else f"state at t = {model.sampling.t_end:g}",
+                              "self_condition": model.self_conditioned}
         held_out = seeded_subset(windows, max(samples, 256), 0)
         result["reconstruction_accuracy"] = round(reconstruction(model, held_out), 4)
         result["robustness"] = {f"{s:g}": round(reconstruction(model, held_out, s), 4) for s in NOISE_LEVELS}
@@ -337,7 +340,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="bench presets or pipeline folders (default: every trained preset + the embedded one)")
     parser.add_argument("--samples", type=int, default=256, help="samples per seed (and reference windows)")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=100, help="Cosmos sampler steps")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="Cosmos sampler steps (default: each checkpoint's own setting, what the app samples with)")
     parser.add_argument("--pairs", type=int, default=24, help="interpolation pairs")
     parser.add_argument("--judge", default=JUDGE, help="AR model that scores perplexities (preset or folder)")
     parser.add_argument("--mauve-features", default="auto",

@@ -83,6 +83,15 @@ def training_cell(r: dict) -> str:
     return "see its model card"
 
 
+def sampling_note(r: dict) -> str:
+    """", DPM 10 steps, end on x0" for a row that recorded its sampler setting (since issue 27), else ""."""
+    st = r.get("sampling")
+    if not st:
+        return ""
+    name = {"dpm2m": "DPM-Solver++(2M)", "sde": "SDE", "ddim": "DDIM"}.get(st["sampler"], st["sampler"])
+    return f", {name} {st['steps']} steps, end on {st['end']}" + ("" if st["self_condition"] else ", no self-cond.")
+
+
 def repeats_cell(r: dict) -> str:
     """Mean adjacent repeated-word share (mean run-of-4+ share), or — for results from before issue 27."""
     if "adjacent_repeats" not in r:
@@ -99,7 +108,7 @@ def quality_section(rows: list[tuple[str, dict]], reference: dict | None) -> str
     spent = sorted(r["minutes"] for _, r in rows if "minutes" in r)
     minutes = f"{spent[0]:.0f} to {spent[-1]:.0f} minutes" if spent else "an unrecorded time"
     out = [f"Per model: {s['samples']} unconditional samples x {s['seeds']} seeds (mean ± std over seeds), "
-           f"Cosmos sampled with {s['steps']} SDE steps; references are {s['samples']} held-out windows per seed "
+           f"Cosmos rows sampled as the row says (rows without a setting: 100 SDE steps); references are {s['samples']} held-out windows per seed "
            f"drawn from the {s['held_out_windows']} training-style windows of L = {s['window_tokens']} tokens of "
            f"the TinyStories test split. MAUVE features: {', '.join(features)}{mixed}; `bench.quality` uses "
            "gpt2-large's (the paper's) whenever gpt2-large loads without a download (`--mauve-features`). "
@@ -116,7 +125,7 @@ def quality_section(rows: list[tuple[str, dict]], reference: dict | None) -> str
            "| repeats ↓ (runs of 4+) | mid-text starts ↓ | reconstruction ↑ | smoothness ↑ (ends) |",
            "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, r in rows:
-        label = ROWS.get(name, (name, ""))[0]
+        label = ROWS.get(name, (name, ""))[0] + sampling_note(r)
         interp = r.get("interpolation")
         smooth = f"{interp['interior_well_formed']:.2f} ({interp['ends_well_formed']:.2f})" if interp else "—"
         out.append(f"| {label} (`{name}`) | {generation_params(r)} | {training_cell(r)} | {fmt(r['mauve'])} | "
