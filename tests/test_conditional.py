@@ -430,6 +430,7 @@ def test_source_dim_without_pairs_is_refused():
 def test_story_cpu_preset():
     cfg = load_config("story-cpu")
     assert cfg.conditional and cfg.preset == "story-cpu" and cfg.run_dir == "runs/story-cpu"
-    assert str(cfg.autoencoder_dir) == "runs/cpu-small/autoencoder/pipeline"
+    assert str(cfg.autoencoder_dir) == "runs/cpu-small-v1/autoencoder/pipeline"
+    assert cfg.autoencoder.latent_dim == load_config("cpu-small-v1").autoencoder.latent_dim   # the shipped AE's width
     assert cfg.diffusion_stage.pairs.sources[0].split_sentences == 1
-    assert cfg.diffusion_stage.optim.steps == 1500 and cfg.denoiser.num_layers == load_config("cpu-small").denoiser.num_layers
+    assert cfg.diffusion_stage.optim.steps == 1500 and cfg.denoiser.num_layers == load_config("cpu-small-v1").denoiser.num_layers
