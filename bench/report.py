@@ -20,6 +20,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from cosmos import SAMPLER_LABELS
+
 RESULTS = Path("bench/results")
 DOCS = Path("docs")
 FIGURES = DOCS / "figures"
@@ -35,14 +37,14 @@ ROWS = {
     "bench-l4": ("Cosmos, N = L/4 = 16 latents", "4x compression"),
     "bench-l1": ("no compression, N = L = 64", "diffusion on uncompressed latents"),
     "bench-ar": ("autoregressive LM", "Llama-style, KV cache"),
-    "bench-chunk-l8": ("Cosmos, N = L/8, chunk-local AE", "cpu-small's compressor and CPU levers"),
+    "bench-chunk-l8": ("Cosmos, N = L/8, chunk-local AE", "cpu-small-v1's compressor and CPU levers"),
     "bench-chunk-ce-only": ("Cosmos, N = L/8, chunk-local CE-only AE", "no MSE alignment, no augmentation"),
     "bench-chunk-l4": ("Cosmos, N = L/4, chunk-local AE", "4x compression"),
     "bench-chunk-curriculum": ("Cosmos, N = L/8, chunk-local AE, augmentation curriculum",
                                "clean 100 steps, then a ramp to the light augmentations"),
     "bench-chunk-curriculum-paper": ("Cosmos, N = L/8, chunk-local AE, curriculum to the paper's augmentations",
                                      "clean 100 steps, then a ramp to 0.3 / 0.7 / 0.4"),
-    EMBEDDED: ("embedded cpu-small (L/8)", "the app's checkpoint: 5.6x the AE and 5x the diffusion steps"),
+    EMBEDDED: ("embedded default, cpu-small-v1 (L/8)", "the app's checkpoint: 5.6x the AE and 5x the diffusion steps"),
 }
 
 
@@ -84,11 +86,11 @@ def training_cell(r: dict) -> str:
 
 
 def sampling_note(r: dict) -> str:
-    """", DPM 10 steps, end on x0" for a row that recorded its sampler setting (since issue 27), else ""."""
+    """", DPM-Solver++ 2M 10 steps, end on x0" for a row that recorded its sampler setting (since issue 27), else ""."""
     st = r.get("sampling")
     if not st:
         return ""
-    name = {"dpm2m": "DPM-Solver++(2M)", "sde": "SDE", "ddim": "DDIM"}.get(st["sampler"], st["sampler"])
+    name = SAMPLER_LABELS.get(st["sampler"], st["sampler"]).split(" (")[0]   # "DPM-Solver++ 2M", "SDE", "DDIM"
     return f", {name} {st['steps']} steps, end on {st['end']}" + ("" if st["self_condition"] else ", no self-cond.")
 
 
