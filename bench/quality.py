@@ -26,6 +26,8 @@ windows drawn with the same seed; mean and spread are over ``--seeds`` seeds.
                    row itself this is self-scored and only says how it samples its own distribution
     reconstruction held-out token accuracy of encode -> decode (Cosmos only)
     robustness     reconstruction accuracy after adding Gaussian noise of std s x (latent std)
+    recon. PPL     median AR perplexity of the reconstructed held-out windows: the gen. PPL a denoiser
+                   whose samples were real latents would reach through this decoder (Cosmos only)
     smoothness     interpolation: ``--pairs`` pairs of held-out windows, 9 points on the straight line
                    between their latents, each decoded; a point is well-formed when its AR perplexity
                    is at most the 90th percentile of the AR perplexity of held-out human windows.
@@ -304,6 +306,10 @@ def evaluate(model, *, samples: int, seeds: int, steps: int | None, windows: lis
         result["reconstruction_accuracy"] = round(reconstruction(model, held_out), 4)
         result["robustness"] = {f"{s:g}": round(reconstruction(model, held_out, s), 4) for s in NOISE_LEVELS}
         if ar_judge is not None:
+            rebuilt = [text for start in range(0, len(held_out), 64)
+                       for text in model.decode(model.encode(held_out[start:start + 64]))]
+            rebuilt_ppl = ar_judge.perplexities([t or "." for t in rebuilt])
+            result["reconstruction_gen_ppl"] = round(statistics.median(rebuilt_ppl), 2)
             threshold = ar_judge_threshold(ar_judge, windows)
             interior, ends = interpolation_paths(model, windows, pairs, seed=0)
             result["interpolation"] = {

@@ -101,6 +101,12 @@ def repeats_cell(r: dict) -> str:
     return f"{r['adjacent_repeats']['mean']:.3f} ({r['run_share']['mean']:.2f})"
 
 
+def reconstruction_cell(r: dict) -> str:
+    if "reconstruction_gen_ppl" not in r:
+        return fmt(r.get("reconstruction_accuracy"))
+    return f"{fmt(r.get('reconstruction_accuracy'))} ({r['reconstruction_gen_ppl']:.0f})"
+
+
 def quality_section(rows: list[tuple[str, dict]], reference: dict | None) -> str:
     if not rows:
         return "No quality results yet: run `python -m bench.quality`.\n"
@@ -122,7 +128,10 @@ def quality_section(rows: list[tuple[str, dict]], reference: dict | None) -> str
            f"{minutes}); MAUVE is usually computed on thousands of samples, so its spread over seeds is wide here.\n",
            "Repeats: share of adjacent word pairs that are one word twice (in brackets: share of samples with a "
            "run of 4+ of one word). Mid-text starts: share of samples whose first word piece is punctuation or "
-           "the tail of a word (Cosmos rows measured since issue 27; — where not measured).\n",
+           "the tail of a word (Cosmos rows measured since issue 27; — where not measured). Reconstruction: "
+           "held-out token accuracy of encode -> decode (in brackets, where measured: the AR judge's median "
+           "perplexity of those reconstructions, the gen. PPL a denoiser whose samples were real latents would "
+           "reach through this decoder).\n",
            "| model | generator params | training (2-core CPU) | MAUVE ↑ | diversity ↑ | memorization | gen. PPL ↓ "
            "| repeats ↓ (runs of 4+) | mid-text starts ↓ | reconstruction ↑ | smoothness ↑ (ends) |",
            "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -133,7 +142,7 @@ def quality_section(rows: list[tuple[str, dict]], reference: dict | None) -> str
         out.append(f"| {label} (`{name}`) | {generation_params(r)} | {training_cell(r)} | {fmt(r['mauve'])} | "
                    f"{fmt(r['diversity'])} | {fmt(r['memorization'])} | {fmt(r.get('gen_ppl'), 0)} | "
                    f"{repeats_cell(r)} | {fmt(r.get('mid_text_starts'))} | "
-                   f"{fmt(r.get('reconstruction_accuracy'))} | {smooth} |")
+                   f"{reconstruction_cell(r)} | {smooth} |")
     if reference:
         out.append(f"| held-out human windows | — | — | — | {fmt(reference['diversity'])} | "
                    f"{fmt(reference['memorization'])} | {fmt(reference.get('gen_ppl'), 0)} | "

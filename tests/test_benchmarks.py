@@ -198,8 +198,9 @@ def test_evaluate_cosmos_and_ar_rows(tiny_pipeline, trained_ar, tiny_encoder):
     assert len(row["mauve"]["runs"]) == 2 and 0.0 <= row["mauve"]["mean"] <= 1.0
     assert 0.0 <= row["interpolation"]["interior_well_formed"] <= 1.0 and row["interpolation"]["points"] == 9
     assert set(row["robustness"]) == {f"{s:g}" for s in quality.NOISE_LEVELS}
+    assert row["reconstruction_gen_ppl"] > 1.0
     ar_row = quality.evaluate(lm, **common)
-    assert "reconstruction_accuracy" not in ar_row and "lm" in ar_row["params"]
+    assert "reconstruction_accuracy" not in ar_row and "reconstruction_gen_ppl" not in ar_row and "lm" in ar_row["params"]
 
 
 # --- speed ---------------------------------------------------------------------------------------------
@@ -289,7 +290,10 @@ def test_report_renders_tables_findings_and_figures(tmp_path, monkeypatch):
     results = tmp_path / "results"
     (results / "quality").mkdir(parents=True)
     for name, mauve, cosmos in (("bench-l8", 0.02, True), ("bench-ar", 0.5, False), ("bench-ce-only", 0.01, True)):
-        (results / "quality" / f"{name}.json").write_text(json.dumps(_quality_result(mauve, cosmos)))
+        result = _quality_result(mauve, cosmos)
+        if name == "bench-l8":
+            result["reconstruction_gen_ppl"] = 37.8        # measured since issue 27; older rows lack it
+        (results / "quality" / f"{name}.json").write_text(json.dumps(result))
     speed_rows = [{"length": 64, "batch": 1, "model": "AR, KV cache", "steps": None, "latency_ms": 100.0,
                    "speedup_vs_ar_kv": 1.0},
                   {"length": 64, "batch": 1, "model": "Cosmos 5 steps", "steps": 5, "latency_ms": 50.0,
@@ -315,7 +319,9 @@ def test_report_renders_tables_findings_and_figures(tmp_path, monkeypatch):
     monkeypatch.setattr(go.Figure, "write_image", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("no browser")))
     text = report.render().read_text()
     row = next(line for line in text.splitlines() if line.startswith("| Cosmos, N = L/8 = 8 latents (`bench-l8`)"))
-    assert "| 0.020 ± 0.010 |" in row and "| 0.40 (0.60) |" in row
+    assert "| 0.020 ± 0.010 |" in row and "| 0.40 (0.60) |" in row and "| 0.500 (38) |" in row
+    ce_only = next(line for line in text.splitlines() if "(`bench-ce-only`)" in line)
+    assert "| 0.500 | 0.40 (0.60) |" in ce_only
     assert "**loses to** the AR baseline on MAUVE (0.020 vs 0.500)" in text
     assert "clean reconstruction 0.500 vs 0.500" in text
     assert "| 64 | 1 | 100 | 50 (2.00x) |" in text
