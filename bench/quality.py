@@ -9,6 +9,7 @@ Each is written to ``bench/results/quality/<name>.json``; ``python -m bench.repo
 
 Texts compared are windows of L tokens cut from whole stories exactly as training cuts them
 (``cosmos.windows.windows_from_texts``, stride L/2), detokenised: what every model here learns to generate.
+``--window-start sentence`` cuts them where sentences start instead, for models trained on such windows.
 Per seed, ``--samples`` unconditional samples are drawn and compared with ``--samples`` held-out test
 windows drawn with the same seed; mean and spread are over ``--seeds`` seeds.
 
@@ -54,7 +55,7 @@ from cosmos.metrics import mid_text_start_share, repetition, token_accuracy, wor
 from cosmos.checkpoint import CheckpointError
 from cosmos.encoder import EncoderLoadError
 from cosmos.encoder import TokenizedBatch
-from cosmos.windows import windows_from_texts
+from cosmos.windows import WINDOW_STARTS, windows_from_texts
 
 DATA = Path("../shared/data/tinystories")
 RESULTS = Path("bench/results/quality")
@@ -98,9 +99,10 @@ def read_texts(path: Path) -> list[str]:
     return [json.loads(line)["text"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def held_out_windows(texts: list[str], tokenizer, max_length: int) -> list[str]:
-    """Detokenised training-style windows (default stride) of held-out stories: what the models generate."""
-    ids = windows_from_texts(texts, tokenizer, max_length)
+def held_out_windows(texts: list[str], tokenizer, max_length: int, start: str = "any") -> list[str]:
+    """Detokenised training-style windows (default stride) of held-out stories: what the models generate.
+    ``start`` is where a window may begin (:data:`cosmos.windows.WINDOW_STARTS`)."""
+    ids = windows_from_texts(texts, tokenizer, max_length, start=start)
     return [t for t in tokenizer.batch_decode(ids, skip_special_tokens=True) if t.strip()]
 
 
@@ -355,6 +357,9 @@ def main(argv: list[str] | None = None) -> None:
                              "LM folder / hub id")
     parser.add_argument("--data", default=str(DATA), help="folder with train.jsonl and test.jsonl")
     parser.add_argument("--out", default=str(RESULTS), help="folder for <name>.json")
+    parser.add_argument("--window-start", choices=WINDOW_STARTS, default="any",
+                        help="where the held-out reference windows begin: anywhere (stride L/2) or where a "
+                             "sentence starts, as a model trained on sentence-start windows writes (issue 27)")
     args = parser.parse_args(argv)
     names = args.models or [b.preset for b in BASELINES if (model_dir(b.preset) / "config.json").is_file()
                             or (model_dir(b.preset) / "model_index.json").is_file()] + ["assets/cosmos-cpu-small"]
@@ -368,13 +373,13 @@ def main(argv: list[str] | None = None) -> None:
         print(f"note: no AR judge ({err}); gen. PPL and interpolation smoothness are skipped")
         ar_judge = None
     data = Path(args.data)
-    windows = held_out_windows(read_texts(data / "test.jsonl"), encoder.tokenizer, L)
+    windows = held_out_windows(read_texts(data / "test.jsonl"), encoder.tokenizer, L, args.window_start)
     train_texts = read_texts(data / "train.jsonl")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     settings = {"samples": args.samples, "seeds": args.seeds, "steps": args.steps, "pairs": args.pairs,
-                "held_out_windows": len(windows), "window_tokens": L, "mauve_features": featurize.name,
-                "torch_threads": torch.get_num_threads()}
+                "held_out_windows": len(windows), "window_tokens": L, "window_start": args.window_start,
+                "mauve_features": featurize.name, "torch_threads": torch.get_num_threads()}
     (out / "reference.json").write_text(json.dumps(
         {"settings": settings, **reference_row(windows, train_texts, args.samples, args.seeds, ar_judge)},
         indent=1) + "\n")

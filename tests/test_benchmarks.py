@@ -186,6 +186,14 @@ def test_held_out_windows_are_training_style(tiny_encoder):
     assert len(windows) > 2 and all(len(tiny_encoder.tokenizer(w)["input_ids"]) <= 16 for w in windows)
 
 
+def test_held_out_windows_can_start_where_sentences_start(tiny_encoder):
+    story = " ".join(f"The cat number {k} ran to the red ball and sat." for k in range(8))
+    anywhere = quality.held_out_windows([story], tiny_encoder.tokenizer, 16)
+    at_sentences = quality.held_out_windows([story], tiny_encoder.tokenizer, 16, start="sentence")
+    assert len(at_sentences) > 2 and all(w.lower().startswith("the cat number") for w in at_sentences)
+    assert not all(w.lower().startswith("the cat number") for w in anywhere)
+
+
 def test_evaluate_cosmos_and_ar_rows(tiny_pipeline, trained_ar, tiny_encoder):
     lm = ArLanguageModel.from_pretrained(trained_ar[1])
     windows = quality.held_out_windows(["the cat ran to the red ball. " * 6, "a big dog saw the sun. " * 6,
