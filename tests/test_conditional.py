@@ -415,6 +415,13 @@ def test_conditional_training_end_to_end(tmp_path, story_files, tiny_encoder_dir
     reused = read_metrics_log(tmp_path / "ae-run/autoencoder/metrics.jsonl")   # the reused autoencoder's training
     assert [p.step for p in model_card.stages[0].curve] == [r["step"] for r in reused if r.get("event") == "eval"] != []
     assert card == model_card.to_markdown()
+    # Reused from an exported folder (here the same one, exported over): its card has the autoencoder's training.
+    again = load_config("tiny", _overrides(tmp_path / "story-run", story_files, tiny_encoder_dir, **{
+        "diffusion_stage.pairs.sources": pairs, "diffusion_stage.autoencoder_from": out,
+        "denoiser.source_max_length": 16, "sampling.guidance_scale": 1.5}))
+    export(again, out, torch.float16, max_windows=32, card=True)
+    assert ModelCard.load(out).stages[0] == model_card.stages[0]
+    assert f"reused from {out.as_posix()}" in (out / "README.md").read_text()
     pipe = CosmosPipeline.from_pretrained(out)
     assert pipe.supports_prompts and pipe.sampling.guidance_scale == 1.5 and pipe.denoiser.cfg.source_dim == D
     first = pipe.generate(prompt="Once upon a time the cat ran.", num=2, steps=3, seed=0)

@@ -102,8 +102,18 @@ def _limitations(in_domain: float, minutes: float, continued: bool) -> str:
             "a GPU, is the way up.")
 
 
-def build_card(out: Path, cfg: TrainConfig, pipe: CosmosPipeline, accuracy: dict, samples: list[Sample]) -> ModelCard:
-    """The exported folder's model card: ``accuracy`` and ``samples`` measured on it, training from the metrics logs."""
+def reused_autoencoder_stage(cfg: TrainConfig) -> Stage | None:
+    """The autoencoder stage of the card in the exported folder ``autoencoder_from`` names (None if it names a run,
+    or a folder without a card): an exported folder holds no training log, its card does."""
+    folder = cfg.diffusion_stage.autoencoder_from
+    card = ModelCard.load(folder) if folder is not None and Path(folder).is_dir() else None
+    return next((s for s in card.stages if s.name == "autoencoder"), None) if card else None
+
+
+def build_card(out: Path, cfg: TrainConfig, pipe: CosmosPipeline, accuracy: dict, samples: list[Sample],
+               reused_autoencoder: Stage | None = None) -> ModelCard:
+    """The exported folder's model card: ``accuracy`` and ``samples`` measured on it, training from the metrics logs
+    (the autoencoder's from ``reused_autoencoder`` when it was reused from an exported folder)."""
     # The log of the autoencoder the pipeline holds: this run's stage 1, or the run ``autoencoder_from`` names.
     ae_log = read_metrics_log(cfg.autoencoder_dir.parent / "metrics.jsonl")
     dm_log = read_metrics_log(cfg.diffusion_log)
@@ -136,7 +146,8 @@ def build_card(out: Path, cfg: TrainConfig, pipe: CosmosPipeline, accuracy: dict
         diffusion_data = [DataSource(_source_path(s)) for s in cfg.diffusion_stage.data.sources]
     ae_data = [DataSource(_source_path(s), f"first {s.max_texts} texts" if s.max_texts else None)
                for s in cfg.autoencoder_stage.data.sources]
-    stages = [_stage("autoencoder", cfg.autoencoder_stage, ae_log, ae_data),
+    stages = [_stage("autoencoder", cfg.autoencoder_stage, ae_log, ae_data) if ae_log or reused_autoencoder is None
+              else reused_autoencoder,
               _stage("diffusion", cfg.diffusion_stage, dm_log, diffusion_data, cfg.diffusion_stage.ema_decay)]
     continued = any(s.init_from is not None for s in stages)
     reproduce = ["# first train the run(s) that init_from names (see the note under Training)"] if continued else []
@@ -186,6 +197,7 @@ def export(cfg: TrainConfig, out: Path, dtype: torch.dtype | None, max_windows: 
     if not (source / "model_index.json").is_file():
         raise CheckpointError(f"{source} has no trained pipeline: run the autoencoder, latent_stats and "
                               "diffusion stages first")
+    reused_autoencoder = reused_autoencoder_stage(cfg)   # read before ``out`` is written: it may be that folder
     trained = CosmosPipeline.from_pretrained(source)
     trained.save_pretrained(out, dtype=dtype)
     write_casing(cfg, out, trained.tokenizer)   # the training corpus' casing (uncased encoders only)
@@ -193,7 +205,7 @@ def export(cfg: TrainConfig, out: Path, dtype: torch.dtype | None, max_windows: 
     if card:
         accuracy = measure(pipe, cfg, max_windows)
         samples = card_samples(pipe)
-        write_card(out, build_card(out, cfg, pipe, accuracy, samples))
+        write_card(out, build_card(out, cfg, pipe, accuracy, samples, reused_autoencoder))
         print(json.dumps({"accuracy": accuracy, "samples": [asdict(s) for s in samples]}, indent=1))
     print(f"exported to {out}")
     return out
