@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -336,3 +337,18 @@ def test_the_continue_preset_builds_the_architecture_it_starts_from():
     assert cfg.autoencoder_stage.data == base.autoencoder_stage.data
     assert cfg.diffusion_stage.data == base.diffusion_stage.data
     assert cfg.run_dir != base.run_dir
+
+
+def test_the_embedded_default_preset_changes_only_the_denoiser_windows_and_sampling():
+    """cpu-small-v2 (the embedded default since issue 27) = cpu-small-v1 + sentence-start denoiser windows, sampled
+    without self-conditioning to the state; it reuses the embedded autoencoder, which its card names."""
+    cfg, base = load_config("cpu-small-v2"), load_config("cpu-small-v1")
+    assert cfg.autoencoder == base.autoencoder and cfg.denoiser == base.denoiser
+    assert cfg.diffusion_stage.data.window_start == "sentence" != base.diffusion_stage.data.window_start
+    assert cfg.diffusion_stage.data.sources == base.diffusion_stage.data.sources
+    assert cfg.diffusion_stage.optim == base.diffusion_stage.optim
+    assert not cfg.sampling.self_condition and not cfg.sampling.final_x0
+    assert str(cfg.autoencoder_dir) == "assets/cosmos-cpu-small"
+    card = ModelCard.load(Path(__file__).resolve().parents[1] / "assets/cosmos-cpu-small")
+    if card is not None:                        # the embedded checkpoint is this preset's export
+        assert card.preset == "cpu-small-v2"
