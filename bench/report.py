@@ -44,7 +44,7 @@ ROWS = {
                                "clean 100 steps, then a ramp to the light augmentations"),
     "bench-chunk-curriculum-paper": ("Cosmos, N = L/8, chunk-local AE, curriculum to the paper's augmentations",
                                      "clean 100 steps, then a ramp to 0.3 / 0.7 / 0.4"),
-    EMBEDDED: ("embedded default, cpu-small-v1 (L/8)", "the app's checkpoint: 5.6x the AE and 5x the diffusion steps"),
+    EMBEDDED: ("embedded default, cpu-small-v2 (L/8)", "the app's checkpoint: 5.6x the AE and 5x the diffusion steps"),
 }
 
 
