@@ -191,8 +191,10 @@ def mauve_score(featurize, generated: list[str], reference: list[str], seed: int
 
 # --- Cosmos-only metrics -------------------------------------------------------------------------------
 @torch.inference_mode()
-def reconstruction(pipe: CosmosPipeline, texts: list[str], noise: float = 0.0, seed: int = 0) -> float:
-    """Token accuracy of decode(encode(text) + noise x latent std) (:func:`cosmos.metrics.token_accuracy`)."""
+def reconstruction(pipe: CosmosPipeline, texts: list[str], noise: float = 0.0, seed: int = 0,
+                   decoded: list[str] | None = None) -> float:
+    """Token accuracy of decode(encode(text) + noise x latent std) (:func:`cosmos.metrics.token_accuracy`);
+    the decoded texts are appended to ``decoded`` when it is given."""
     generator = torch.Generator().manual_seed(seed)
 
     def batches():
@@ -202,7 +204,10 @@ def reconstruction(pipe: CosmosPipeline, texts: list[str], noise: float = 0.0, s
             if noise:
                 scale = z.std(dim=(0, 1), keepdim=True) if z.shape[0] > 1 else z.std()
                 z = z + noise * scale * torch.randn(z.shape, generator=generator).to(z.device)
-            yield pipe.decode_token_ids(z).cpu(), tok.input_ids, tok.attention_mask.bool()
+            ids = pipe.decode_token_ids(z).cpu()
+            if decoded is not None:
+                decoded.extend(pipe.ids_to_texts(ids))
+            yield ids, tok.input_ids, tok.attention_mask.bool()
 
     return token_accuracy(batches())
 
@@ -305,11 +310,10 @@ def evaluate(model, *, samples: int, seeds: int, steps: int | None, windows: lis
                               "end": "x0" if model.sampling.final_x0 else f"state at t = {model.sampling.t_end:g}",
                               "self_condition": model.self_conditioned}
         held_out = seeded_subset(windows, max(samples, 256), 0)
-        result["reconstruction_accuracy"] = round(reconstruction(model, held_out), 4)
+        rebuilt: list[str] = []
+        result["reconstruction_accuracy"] = round(reconstruction(model, held_out, decoded=rebuilt), 4)
         result["robustness"] = {f"{s:g}": round(reconstruction(model, held_out, s), 4) for s in NOISE_LEVELS}
         if ar_judge is not None:
-            rebuilt = [text for start in range(0, len(held_out), 64)
-                       for text in model.decode(model.encode(held_out[start:start + 64]))]
             rebuilt_ppl = ar_judge.perplexities([t or "." for t in rebuilt])
             result["reconstruction_gen_ppl"] = round(statistics.median(rebuilt_ppl), 2)
             threshold = ar_judge_threshold(ar_judge, windows)
